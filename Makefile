@@ -1,0 +1,103 @@
+# mailprevent build. `make` builds bin/; `make test` runs everything; `make demo` shows mail flowing.
+# BUILD selects the object directory; SAN=1 builds with AddressSanitizer + UBSan.
+
+BUILD   ?= build
+SAN     ?= 0
+CC      ?= cc
+PKGS    := libevent libevent_openssl openssl libcares yaml-0.1 lua5.4 libpcre2-8
+
+
+CFLAGS  ?= -O2 -g
+CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wformat=2 \
+           -Wno-unused-parameter -fno-strict-aliasing -MMD -MP \
+           -Icommon -Iproxy $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm
+CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null)
+
+ifeq ($(SAN),1)
+CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+LDFLAGS += -fsanitize=address,undefined
+endif
+
+ifeq ($(BUILD),build)
+BINDIR := bin
+else
+BINDIR := $(BUILD)/bin
+endif
+
+COMMON_SRC := $(wildcard common/*.c)
+PROXY_SRC  := $(filter-out proxy/main.c,$(wildcard proxy/*.c))
+SIM_SRC    := $(wildcard mta-sim/*.c)
+UNIT_SRC   := $(wildcard tests/unit/*_test.c)
+E2E_SRC    := $(wildcard tests/e2e/*_test.c)
+E2E_LIB    := $(filter-out %_test.c,$(wildcard tests/e2e/*.c))
+
+obj = $(patsubst %.c,$(BUILD)/%.o,$(1))
+
+COMMON_LIB := $(BUILD)/libcommon.a
+PROXY_LIB  := $(BUILD)/libproxy.a
+UNIT_BINS  := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(UNIT_SRC))
+E2E_BINS   := $(patsubst tests/e2e/%.c,$(BUILD)/tests/e2e/%,$(E2E_SRC))
+
+.PHONY: all deps test unit unit-asan e2e demo bench clean check-deps
+
+all: check-deps $(BINDIR)/mailprevent $(BINDIR)/mta-sim
+
+# A fresh clone has no stamp: make runs ci/install-deps, writes the stamp, and
+# restarts, so the pkg-config lines above see the installed packages.
+include $(BUILD)/.deps.mk
+$(BUILD)/.deps.mk: ci/install-deps
+	@ci/install-deps
+	@mkdir -p $(BUILD) && echo "# ci/install-deps ran" > $@
+
+check-deps: $(BUILD)/.deps.mk
+
+deps:
+	ci/install-deps
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(COMMON_LIB): $(call obj,$(COMMON_SRC))
+	@rm -f $@; ar rcs $@ $^
+
+$(PROXY_LIB): $(call obj,$(PROXY_SRC))
+	@rm -f $@; ar rcs $@ $^
+
+$(BINDIR)/mailprevent: $(BUILD)/proxy/main.o $(PROXY_LIB) $(COMMON_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BINDIR)/mta-sim: $(call obj,$(SIM_SRC)) $(COMMON_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/unit/%: $(BUILD)/tests/unit/%.o $(PROXY_LIB) $(COMMON_LIB)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(CHECK_LIBS)
+
+$(BUILD)/tests/e2e/%: $(BUILD)/tests/e2e/%.o $(call obj,$(E2E_LIB)) $(COMMON_LIB)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(CHECK_LIBS)
+
+unit: check-deps $(UNIT_BINS)
+	@tests/run-unit.sh $(UNIT_BINS)
+
+unit-asan: check-deps
+	@$(MAKE) --no-print-directory BUILD=build-asan SAN=1 unit
+
+e2e: check-deps all $(E2E_BINS)
+	@MP_BINDIR=$(BINDIR) tests/run-unit.sh $(E2E_BINS)
+
+test: check-deps
+	@$(MAKE) --no-print-directory unit
+	@$(MAKE) --no-print-directory unit-asan
+	@$(MAKE) --no-print-directory e2e
+	@echo "make test: all suites passed"
+
+demo: check-deps all
+	@scripts/demo.sh
+
+clean:
+	rm -rf build build-asan bin/mailprevent bin/mta-sim
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

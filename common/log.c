@@ -1,0 +1,173 @@
+#include "log.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+static const char *log_prog = "mailprevent";
+static enum log_level log_min = LOG_INFO;
+
+static const char *const log_names[] = { "debug", "info", "warn", "error" };
+
+void
+log_init(const char *prog, enum log_level min)
+{
+	log_prog = prog;
+	log_min = min;
+}
+
+void
+log_set_level(enum log_level l)
+{
+	log_min = l;
+}
+
+int
+log_level_parse(const char *s, enum log_level *out)
+{
+	for (size_t i = 0; i < sizeof(log_names) / sizeof(log_names[0]); i++)
+		if (strcasecmp(s, log_names[i]) == 0) {
+			*out = (enum log_level)i;
+			return 0;
+		}
+	return -1;
+}
+
+static void
+log_vwrite(enum log_level lvl, const char *sid, const char *event,
+    const char *fmt, va_list ap)
+{
+	char line[4096];
+	struct timeval tv;
+	struct tm tm;
+	size_t n;
+	int r;
+
+	gettimeofday(&tv, NULL);
+	gmtime_r(&tv.tv_sec, &tm);
+	r = snprintf(line, sizeof(line),
+	    "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s[%ld] level=%s",
+	    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+	    tm.tm_min, tm.tm_sec, (long)(tv.tv_usec / 1000), log_prog,
+	    (long)getpid(), log_names[lvl]);
+	n = r < 0 ? 0 : (size_t)r;
+	if (sid != NULL && n < sizeof(line)) {
+		r = snprintf(line + n, sizeof(line) - n, " sid=%s", sid);
+		n += r < 0 ? 0 : (size_t)r;
+	}
+	if (event != NULL && n < sizeof(line)) {
+		r = snprintf(line + n, sizeof(line) - n, " event=%s", event);
+		n += r < 0 ? 0 : (size_t)r;
+	}
+	if (fmt != NULL && *fmt != '\0' && n + 1 < sizeof(line)) {
+		line[n++] = ' ';
+		r = vsnprintf(line + n, sizeof(line) - n, fmt, ap);
+		n += r < 0 ? 0 : (size_t)r;
+	}
+	if (n >= sizeof(line) - 1)
+		n = sizeof(line) - 2;	/* truncated */
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)line[i] < 0x20 || line[i] == 0x7f)
+			line[i] = '?';
+	line[n++] = '\n';
+	(void)!write(STDERR_FILENO, line, n);
+}
+
+void
+log_msg(enum log_level lvl, const char *sid, const char *event,
+    const char *fmt, ...)
+{
+	va_list ap;
+
+	if (lvl < log_min)
+		return;
+	va_start(ap, fmt);
+	log_vwrite(lvl, sid, event, fmt, ap);
+	va_end(ap);
+}
+
+void
+log_fatal_at(const char *fn, const char *fmt, ...)
+{
+	char msg[1024], q[1100], fnq[128];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	log_msg(LOG_ERR, NULL, "fatal", "in=%s msg=%s",
+	    log_quote(fnq, sizeof(fnq), fn, strlen(fn)),
+	    log_quote(q, sizeof(q), msg, strlen(msg)));
+	exit(1);
+}
+
+void
+log_panic_at(const char *fn, const char *fmt, ...)
+{
+	char msg[1024], q[1100], fnq[128];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	log_msg(LOG_ERR, NULL, "panic", "in=%s msg=%s",
+	    log_quote(fnq, sizeof(fnq), fn, strlen(fn)),
+	    log_quote(q, sizeof(q), msg, strlen(msg)));
+	abort();
+}
+
+static int
+log_safe(unsigned char c)
+{
+	return c > 0x20 && c < 0x7f && c != '"' && c != '\\' && c != '=';
+}
+
+const char *
+log_quote(char *dst, size_t dstsz, const char *s, size_t len)
+{
+	size_t i, o = 0;
+	int bare = len > 0;
+
+	if (dstsz < 8) {
+		if (dstsz)
+			dst[0] = '\0';
+		return dst;
+	}
+	for (i = 0; i < len && bare; i++)
+		bare = log_safe((unsigned char)s[i]);
+	if (bare && len < dstsz) {
+		memcpy(dst, s, len);
+		dst[len] = '\0';
+		return dst;
+	}
+	dst[o++] = '"';
+	for (i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+		char tmp[5];
+		size_t tl;
+
+		if (c == '"' || c == '\\') {
+			tmp[0] = '\\'; tmp[1] = (char)c; tl = 2;
+		} else if (c < 0x20 || c >= 0x7f) {
+			snprintf(tmp, sizeof(tmp), "\\x%02x", c);
+			tl = 4;
+		} else {
+			tmp[0] = (char)c; tl = 1;
+		}
+		if (o + tl + 5 > dstsz) {	/* room for ...", NUL */
+			memcpy(dst + o, "...", 3);
+			o += 3;
+			break;
+		}
+		memcpy(dst + o, tmp, tl);
+		o += tl;
+	}
+	dst[o++] = '"';
+	dst[o] = '\0';
+	return dst;
+}

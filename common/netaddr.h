@@ -1,0 +1,33 @@
+/* netaddr: "host", "host:port", "[v6]:port" and socket address helpers. */
+#ifndef MP_NETADDR_H
+#define MP_NETADDR_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#define NETADDR_HOST_MAX	255
+
+struct hostport {
+	char		host[NETADDR_HOST_MAX + 1];	/* name or IP literal, no brackets */
+	uint16_t	port;				/* 0 = not given */
+};
+
+/*
+ * Parse "host", "host:port", "[v6]", "[v6]:port", or a bare IPv6 literal.
+ * Host names must be valid DNS names (letters, digits, '-', '.'; labels of
+ * 1-63 octets). Returns 0, or -1 with *err set to a static message.
+ */
+int	netaddr_parse_hostport(const char *s, struct hostport *, const char **err);
+
+/* Fill ss from an IP literal and port; -1 if host is not an IP literal. */
+int	netaddr_to_sockaddr(const char *ip, uint16_t port,
+	    struct sockaddr_storage *ss, socklen_t *sslen);
+
+/* "1.2.3.4:25" or "[::1]:25" into dst. */
+const char *netaddr_str(const struct sockaddr *, char *dst, size_t dstsz);
+/* Just the IP, no port. */
+const char *netaddr_ip(const struct sockaddr *, char *dst, size_t dstsz);
+uint16_t	netaddr_port(const struct sockaddr *);
+
+#endif

@@ -1,0 +1,105 @@
+#include "sim.h"
+
+#include <errno.h>
+#include <math.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "netaddr.h"
+
+int
+sim_quote(struct buf *out, const char *s, size_t len)
+{
+	size_t i;
+
+	if (buf_append(out, "\"", 1) == -1)
+		return -1;
+	for (i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+		int r;
+
+		if (c == '"' || c == '\\')
+			r = buf_appendf(out, "\\%c", c);
+		else if (c == '\n')
+			r = buf_append(out, "\\n", 2);
+		else if (c < 0x20 || c >= 0x7f)
+			r = buf_appendf(out, "\\x%02x", c);
+		else
+			r = buf_append(out, &s[i], 1);
+		if (r == -1)
+			return -1;
+	}
+	return buf_append(out, "\"", 1);
+}
+
+int
+sim_write_all(int fd, const void *p, size_t len)
+{
+	const char *c = p;
+	ssize_t n;
+
+	while (len > 0) {
+		if ((n = write(fd, c, len)) == -1) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		c += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+int
+sim_parse_seconds(const char *s, double *out, int zero_ok)
+{
+	char *end;
+	double d;
+
+	errno = 0;
+	d = strtod(s, &end);
+	if (errno != 0 || end == s || *end != '\0' || !isfinite(d) || d < 0 ||
+	    (d == 0 && !zero_ok) || d > 86400)
+		return -1;
+	*out = d;
+	return 0;
+}
+
+int
+sim_resolve(const char *hostport, int need_port, struct sockaddr_storage *ss,
+    socklen_t *sslen, const char **err)
+{
+	struct hostport hp;
+	struct addrinfo hints, *res;
+	char port[8];
+
+	if (netaddr_parse_hostport(hostport, &hp, err) == -1)
+		return -1;
+	if (need_port && hp.port == 0) {
+		*err = "a port is required (HOST:PORT)";
+		return -1;
+	}
+	if (netaddr_to_sockaddr(hp.host, hp.port, ss, sslen) == 0)
+		return 0;
+
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	snprintf(port, sizeof(port), "%u", (unsigned)hp.port);
+	if (getaddrinfo(hp.host, port, &hints, &res) != 0 || res == NULL) {
+		*err = "cannot resolve host";
+		return -1;
+	}
+	if (res->ai_addrlen > sizeof(*ss)) {
+		freeaddrinfo(res);
+		*err = "address too long";
+		return -1;
+	}
+	memcpy(ss, res->ai_addr, res->ai_addrlen);
+	*sslen = res->ai_addrlen;
+	freeaddrinfo(res);
+	return 0;
+}

@@ -1,0 +1,1177 @@
+/*
+ * config: load and check the YAML configuration (docs/configuration.md).
+ *
+ * The file is read whole (with a size cap) and loaded by libyaml as a
+ * document, so that every node keeps the line it came from.  The document
+ * is then walked with one key table per mapping.  A problem never stops the
+ * walk: each one becomes a "file:line: message" line, so that an operator
+ * fixing a file sees everything that is wrong with it at once.
+ */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <yaml.h>
+
+#define CONFIG_FILE_MAX		(1024 * 1024)
+#define CONFIG_ERRORS_MAX	100
+#define CONFIG_KEYS_MAX		16	/* keys in the largest table */
+#define CONFIG_QUOTE_MAX	64	/* bytes of a bad value shown in a message */
+
+#define CONFIG_DEFAULT_LISTEN_PORT	10025
+#define CONFIG_SIZE_MIN		1024ULL
+#define CONFIG_SIZE_MAX		(2048ULL * 1024 * 1024)
+#define CONFIG_TIMEOUT_MAX	86400
+/* RFC 5321 4.5.3.2.6: the upstream waits 10 minutes for the final reply. */
+#define CONFIG_DATA_DONE_LIMIT	600
+#define CONFIG_HEADER_MAX	998	/* RFC 5322 2.1.1 line limit */
+
+/* Lines of keys that later cross-checks point at (0 = key absent). */
+enum config_line {
+	LINE_NONE = 0,
+	LINE_MODE,
+	LINE_NEXT_HOP,
+	LINE_MX_LOOKUP,
+	LINE_HOSTS,
+	LINE_DOMAINS,
+	LINE_MAX
+};
+
+struct config_ctx {
+	const char	*path;
+	yaml_document_t	*doc;
+	struct buf	*errors;
+	unsigned	 nerrors;
+	struct config	*cf;
+	unsigned long	 lines[LINE_MAX];
+	int		 bad[LINE_MAX];	/* the key's value had an error */
+};
+
+struct config_key;
+typedef void	(*config_parse_fn)(struct config_ctx *, const struct config_key *,
+		    const char *, yaml_node_t *);
+
+struct config_key {
+	const char		*name;
+	config_parse_fn		 parse;
+	size_t			 off;		/* into struct config */
+	uint64_t		 min, max;
+	enum config_line	 line;		/* remember where the key was */
+	const struct config_key	*sub;		/* a section's own table */
+};
+
+static void	config_error(struct config_ctx *, unsigned long, const char *, ...)
+		    __attribute__((format(printf, 3, 4)));
+
+static void	config_string_listen(struct config_ctx *, const struct config_key *,
+		    const char *, yaml_node_t *);
+static void	config_string_mode(struct config_ctx *, const struct config_key *,
+		    const char *, yaml_node_t *);
+static void	config_string_helo(struct config_ctx *, const struct config_key *,
+		    const char *, yaml_node_t *);
+static void	config_string_source(struct config_ctx *, const struct config_key *,
+		    const char *, yaml_node_t *);
+static void	config_string_header(struct config_ctx *, const struct config_key *,
+		    const char *, yaml_node_t *);
+static void	config_string_loglevel(struct config_ctx *, const struct config_key *,
+		    const char *, yaml_node_t *);
+static void	config_list_hosts(struct config_ctx *, const struct config_key *,
+		    const char *, yaml_node_t *);
+static void	config_list_domains(struct config_ctx *, const struct config_key *,
+		    const char *, yaml_node_t *);
+static void	config_bool(struct config_ctx *, const struct config_key *,
+		    const char *, yaml_node_t *);
+static void	config_port(struct config_ctx *, const struct config_key *,
+		    const char *, yaml_node_t *);
+static void	config_uint(struct config_ctx *, const struct config_key *,
+		    const char *, yaml_node_t *);
+static void	config_size(struct config_ctx *, const struct config_key *,
+		    const char *, yaml_node_t *);
+static void	config_duration(struct config_ctx *, const struct config_key *,
+		    const char *, yaml_node_t *);
+static void	config_section(struct config_ctx *, const struct config_key *,
+		    const char *, yaml_node_t *);
+
+#define OFF(m)	offsetof(struct config, m)
+
+static const struct config_key config_next_hop_keys[] = {
+	{ "mx_lookup",	config_bool,		OFF(mx_lookup), 0, 0, LINE_MX_LOOKUP, NULL },
+	{ "hosts",	config_list_hosts,	0, 0, 0, LINE_HOSTS, NULL },
+	{ "domains",	config_list_domains,	0, 0, 0, LINE_DOMAINS, NULL },
+	{ NULL, NULL, 0, 0, 0, LINE_NONE, NULL }
+};
+
+static const struct config_key config_limits_keys[] = {
+	{ "max_connections",	config_uint, OFF(limits.max_connections), 1, 100000, LINE_NONE, NULL },
+	{ "max_recipients",	config_uint, OFF(limits.max_recipients), 1, 100000, LINE_NONE, NULL },
+	{ "max_command_line",	config_uint, OFF(limits.max_command_line), 512, 65536, LINE_NONE, NULL },
+	{ "max_data_line",	config_uint, OFF(limits.max_data_line), 998, 1048576, LINE_NONE, NULL },
+	{ "max_errors",		config_uint, OFF(limits.max_errors), 1, 1000, LINE_NONE, NULL },
+	{ "min_data_rate",	config_uint, OFF(limits.min_data_rate), 0, 104857600, LINE_NONE, NULL },
+	{ NULL, NULL, 0, 0, 0, LINE_NONE, NULL }
+};
+
+static const struct config_key config_timeouts_keys[] = {
+	{ "command",	config_duration, OFF(timeouts.command), 1, CONFIG_TIMEOUT_MAX, LINE_NONE, NULL },
+	{ "data",	config_duration, OFF(timeouts.data), 1, CONFIG_TIMEOUT_MAX, LINE_NONE, NULL },
+	{ "connect",	config_duration, OFF(timeouts.connect), 1, CONFIG_TIMEOUT_MAX, LINE_NONE, NULL },
+	{ "greeting",	config_duration, OFF(timeouts.greeting), 1, CONFIG_TIMEOUT_MAX, LINE_NONE, NULL },
+	{ "reply",	config_duration, OFF(timeouts.reply), 1, CONFIG_TIMEOUT_MAX, LINE_NONE, NULL },
+	{ "data_init",	config_duration, OFF(timeouts.data_init), 1, CONFIG_TIMEOUT_MAX, LINE_NONE, NULL },
+	{ "data_block",	config_duration, OFF(timeouts.data_block), 1, CONFIG_TIMEOUT_MAX, LINE_NONE, NULL },
+	{ "data_done",	config_duration, OFF(timeouts.data_done), 1, CONFIG_TIMEOUT_MAX, LINE_NONE, NULL },
+	{ "shutdown",	config_duration, OFF(timeouts.shutdown), 1, CONFIG_TIMEOUT_MAX, LINE_NONE, NULL },
+	{ NULL, NULL, 0, 0, 0, LINE_NONE, NULL }
+};
+
+static const struct config_key config_top_keys[] = {
+	{ "listen",		config_string_listen,	0, 0, 0, LINE_NONE, NULL },
+	{ "mode",		config_string_mode,	0, 0, 0, LINE_MODE, NULL },
+	{ "resubmit_port",	config_port,		OFF(resubmit_port), 1, 65535, LINE_NONE, NULL },
+	{ "next_hop",		config_section,		0, 0, 0, LINE_NEXT_HOP, config_next_hop_keys },
+	{ "helo_name",		config_string_helo,	0, 0, 0, LINE_NONE, NULL },
+	{ "source_address",	config_string_source,	0, 0, 0, LINE_NONE, NULL },
+	{ "pass_header",	config_string_header,	0, 0, 0, LINE_NONE, NULL },
+	{ "trial_mode",		config_bool,		OFF(trial_mode), 0, 0, LINE_NONE, NULL },
+	{ "max_message_size",	config_size,		OFF(max_message_size),
+	    CONFIG_SIZE_MIN, CONFIG_SIZE_MAX, LINE_NONE, NULL },
+	{ "log_level",		config_string_loglevel,	0, 0, 0, LINE_NONE, NULL },
+	{ "limits",		config_section,		0, 0, 0, LINE_NONE, config_limits_keys },
+	{ "timeouts",		config_section,		0, 0, 0, LINE_NONE, config_timeouts_keys },
+	{ NULL, NULL, 0, 0, 0, LINE_NONE, NULL }
+};
+
+/* Every table with its path prefix, for "did you mean limits.max_errors". */
+static const struct {
+	const char		*prefix;
+	const struct config_key	*keys;
+} config_tables[] = {
+	{ NULL,		config_top_keys },
+	{ "next_hop",	config_next_hop_keys },
+	{ "limits",	config_limits_keys },
+	{ "timeouts",	config_timeouts_keys },
+};
+
+static void
+config_error(struct config_ctx *ctx, unsigned long line, const char *fmt, ...)
+{
+	va_list ap;
+
+	ctx->nerrors++;
+	if (ctx->errors == NULL || ctx->nerrors > CONFIG_ERRORS_MAX)
+		return;
+	buf_appendf(ctx->errors, "%s:%lu: ", ctx->path, line);
+	va_start(ap, fmt);
+	buf_vappendf(ctx->errors, fmt, ap);
+	va_end(ap);
+	buf_appends(ctx->errors, "\n");
+}
+
+static unsigned long
+config_line(const yaml_node_t *n)
+{
+	return (unsigned long)n->start_mark.line + 1;
+}
+
+/*
+ * A value from the file, for a message: always in double quotes, anything
+ * but printable ASCII as \xNN, cut short with "..." so that a huge or
+ * hostile value cannot flood the error output or the terminal.
+ */
+static const char *
+config_quote(char *dst, size_t dstsz, const char *s, size_t len)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t i, n = 0;
+
+	if (dstsz < CONFIG_QUOTE_MAX * 4 + 8)
+		log_panic("destination too small");
+	dst[n++] = '"';
+	for (i = 0; i < len && i < CONFIG_QUOTE_MAX; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (c == '"' || c == '\\') {
+			dst[n++] = '\\';
+			dst[n++] = (char)c;
+		} else if (c < 0x20 || c > 0x7e) {
+			dst[n++] = '\\';
+			dst[n++] = 'x';
+			dst[n++] = hex[c >> 4];
+			dst[n++] = hex[c & 0xf];
+		} else
+			dst[n++] = (char)c;
+	}
+	dst[n++] = '"';
+	if (i < len) {
+		memcpy(dst + n, "...", 3);
+		n += 3;
+	}
+	dst[n] = '\0';
+	return dst;
+}
+
+#define QBUF	(CONFIG_QUOTE_MAX * 4 + 8)
+
+static const char *
+config_kind(const yaml_node_t *n)
+{
+	switch (n->type) {
+	case YAML_SCALAR_NODE:
+		return "a single value";
+	case YAML_SEQUENCE_NODE:
+		return "a list";
+	case YAML_MAPPING_NODE:
+		return "a mapping";
+	default:
+		return "nothing";
+	}
+}
+
+/* YAML's null: an empty plain scalar, "~" or "null". */
+static int
+config_is_null(const yaml_node_t *n)
+{
+	const char *s = (const char *)n->data.scalar.value;
+
+	if (n->type != YAML_SCALAR_NODE ||
+	    n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
+		return 0;
+	return n->data.scalar.length == 0 || strcmp(s, "~") == 0 ||
+	    strcmp(s, "null") == 0 || strcmp(s, "Null") == 0 ||
+	    strcmp(s, "NULL") == 0;
+}
+
+/*
+ * The text of a scalar value, or NULL after reporting why there is none.
+ * CR, LF and NUL are refused here for every value, before any key-specific
+ * check: a configured string may end up in an SMTP command or a header, and
+ * a line break there would let the file inject protocol.  YAML null reads
+ * as "".
+ */
+static const char *
+config_scalar(struct config_ctx *ctx, const char *keypath, yaml_node_t *v,
+    size_t *lenp)
+{
+	const char *s;
+	size_t len;
+
+	if (v->type != YAML_SCALAR_NODE) {
+		config_error(ctx, config_line(v), "%s: expected a single value, "
+		    "got %s", keypath, config_kind(v));
+		return NULL;
+	}
+	s = (const char *)v->data.scalar.value;
+	len = v->data.scalar.length;
+	if (memchr(s, '\0', len) != NULL || memchr(s, '\r', len) != NULL ||
+	    memchr(s, '\n', len) != NULL) {
+		config_error(ctx, config_line(v), "%s: value contains a CR, LF "
+		    "or NUL character", keypath);
+		return NULL;
+	}
+	if (config_is_null(v)) {
+		*lenp = 0;
+		return "";
+	}
+	*lenp = len;
+	return s;
+}
+
+/* Where a string is copied into a fixed field of struct config. */
+static int
+config_copy(char *dst, size_t dstsz, const char *s, size_t len)
+{
+	if (len >= dstsz)
+		return -1;
+	memcpy(dst, s, len);
+	dst[len] = '\0';
+	return 0;
+}
+
+static int
+config_is_ip(const char *s)
+{
+	struct in6_addr a6;
+	struct in_addr a4;
+
+	return inet_pton(AF_INET, s, &a4) == 1 ||
+	    inet_pton(AF_INET6, s, &a6) == 1;
+}
+
+/* RFC 1035 host name: letters, digits and inner hyphens; labels 1-63. */
+static int
+config_is_hostname(const char *s, size_t len)
+{
+	size_t i, label = 0;
+
+	if (len == 0 || len > 253)
+		return 0;
+	for (i = 0; i < len; i++) {
+		char c = s[i];
+
+		if (c == '.') {
+			if (label == 0 || s[i - 1] == '-')
+				return 0;
+			label = 0;
+			continue;
+		}
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		    (c >= '0' && c <= '9') || c == '-'))
+			return 0;
+		if (c == '-' && label == 0)
+			return 0;
+		if (++label > 63)
+			return 0;
+	}
+	return label > 0 && s[len - 1] != '-';
+}
+
+/* RFC 5321 4.1.3 address literal: "[1.2.3.4]" or "[IPv6:...]". */
+static int
+config_is_address_literal(const char *s, size_t len)
+{
+	char ip[64];
+
+	if (len < 3 || s[0] != '[' || s[len - 1] != ']' || len - 2 >= sizeof(ip))
+		return 0;
+	memcpy(ip, s + 1, len - 2);
+	ip[len - 2] = '\0';
+	if (strncasecmp(ip, "IPv6:", 5) == 0) {
+		struct in6_addr a6;
+
+		return inet_pton(AF_INET6, ip + 5, &a6) == 1;
+	} else {
+		struct in_addr a4;
+
+		return inet_pton(AF_INET, ip, &a4) == 1;
+	}
+}
+
+/*
+ * Whether "host:port" text names a port at all.  netaddr reports a missing
+ * port as 0, so an explicit ":0" has to be told apart here.  A bare IPv6
+ * literal (several colons, no brackets) has no port.
+ */
+static int
+config_has_port(const char *s)
+{
+	const char *c;
+
+	if (s[0] == '[')
+		return (c = strchr(s, ']')) != NULL && c[1] == ':';
+	return (c = strchr(s, ':')) != NULL && strchr(c + 1, ':') == NULL;
+}
+
+/* Decimal digits only: YAML 1.1 would read 010 as octal and 0x10 as hex. */
+static size_t
+config_digits(const char *s, size_t len, uint64_t *out)
+{
+	uint64_t v = 0;
+	size_t i;
+
+	for (i = 0; i < len && s[i] >= '0' && s[i] <= '9'; i++) {
+		unsigned d = (unsigned)(s[i] - '0');
+
+		if (v > (UINT64_MAX - d) / 10)
+			v = UINT64_MAX;		/* saturate: out of any range */
+		else
+			v = v * 10 + d;
+	}
+	*out = v;
+	return i;
+}
+
+/*
+ * A number with an optional one-letter unit from units[] (multipliers in
+ * mult[]).  Returns 0, -1 when it is not a number at all, -2 for leading
+ * zeros.
+ */
+static int
+config_number(const char *s, size_t len, const char *units,
+    const uint64_t *mult, uint64_t *out)
+{
+	const char *u;
+	uint64_t v;
+	size_t n;
+
+	n = config_digits(s, len, &v);
+	if (n == 0)
+		return -1;
+	if (n > 1 && s[0] == '0')
+		return -2;
+	if (n == len) {
+		*out = v;
+		return 0;
+	}
+	if (n + 1 != len || units == NULL || s[n] == '\0' ||
+	    (u = strchr(units, s[n])) == NULL)
+		return -1;
+	*out = v > UINT64_MAX / mult[u - units] ? UINT64_MAX :
+	    v * mult[u - units];
+	return 0;
+}
+
+/*
+ * Shared by the numeric keys: parse, report, check the range.  Returns 0
+ * with *out set, -1 after an error.
+ */
+static int
+config_numeric(struct config_ctx *ctx, const struct config_key *k,
+    const char *keypath, yaml_node_t *v, const char *units,
+    const uint64_t *mult, const char *expect, const char *range,
+    uint64_t *out)
+{
+	char q[QBUF];
+	const char *s;
+	size_t len;
+	int r;
+
+	if ((s = config_scalar(ctx, keypath, v, &len)) == NULL)
+		return -1;
+	r = config_number(s, len, units, mult, out);
+	if (r == -2) {
+		config_error(ctx, config_line(v), "%s: %s has leading zeros "
+		    "(write it in plain decimal)", keypath,
+		    config_quote(q, sizeof(q), s, len));
+		return -1;
+	}
+	if (r < 0) {
+		config_error(ctx, config_line(v), "%s: expected %s, got %s",
+		    keypath, expect, config_quote(q, sizeof(q), s, len));
+		return -1;
+	}
+	/* The text is digits and a unit letter now: safe to show as is. */
+	if (*out < k->min || *out > k->max) {
+		config_error(ctx, config_line(v), "%s: %.*s is out of range %s",
+		    keypath, (int)len, s, range);
+		return -1;
+	}
+	return 0;
+}
+
+static void
+config_uint(struct config_ctx *ctx, const struct config_key *k,
+    const char *keypath, yaml_node_t *v)
+{
+	char range[64];
+	uint64_t n;
+
+	snprintf(range, sizeof(range), "%llu..%llu",
+	    (unsigned long long)k->min, (unsigned long long)k->max);
+	if (config_numeric(ctx, k, keypath, v, NULL, NULL, "an integer",
+	    range, &n) == 0)
+		*(unsigned *)(void *)((char *)ctx->cf + k->off) = (unsigned)n;
+}
+
+static void
+config_port(struct config_ctx *ctx, const struct config_key *k,
+    const char *keypath, yaml_node_t *v)
+{
+	uint64_t n;
+
+	if (config_numeric(ctx, k, keypath, v, NULL, NULL, "a port number",
+	    "1..65535", &n) == 0)
+		*(uint16_t *)(void *)((char *)ctx->cf + k->off) = (uint16_t)n;
+}
+
+static void
+config_size(struct config_ctx *ctx, const struct config_key *k,
+    const char *keypath, yaml_node_t *v)
+{
+	static const uint64_t mult[] = {
+		1024, 1024, 1024 * 1024, 1024 * 1024,
+		1024 * 1024 * 1024, 1024 * 1024 * 1024
+	};
+	uint64_t n;
+
+	if (config_numeric(ctx, k, keypath, v, "KkMmGg", mult,
+	    "a size in bytes or with a unit (\"512K\", \"50M\", \"1G\")",
+	    "1K..2G (1024..2147483648 bytes)", &n) == 0)
+		*(uint64_t *)(void *)((char *)ctx->cf + k->off) = n;
+}
+
+static void
+config_duration(struct config_ctx *ctx, const struct config_key *k,
+    const char *keypath, yaml_node_t *v)
+{
+	static const uint64_t mult[] = { 1, 60, 3600 };
+	uint64_t n;
+
+	if (config_numeric(ctx, k, keypath, v, "smh", mult,
+	    "seconds or a duration (\"30s\", \"5m\", \"1h\")",
+	    "1..86400 seconds", &n) != 0)
+		return;
+	/*
+	 * The upstream gives up on us after 10 minutes; answering later
+	 * than that makes it retry a message we may already have passed on.
+	 */
+	if (k->off == OFF(timeouts.data_done) && n >= CONFIG_DATA_DONE_LIMIT) {
+		config_error(ctx, config_line(v), "%s: %s must be less than 600 "
+		    "seconds (RFC 5321 4.5.3.2.6: the upstream MTA waits 10 "
+		    "minutes for the reply to the final dot)", keypath,
+		    (const char *)v->data.scalar.value);
+		return;
+	}
+	*(unsigned *)(void *)((char *)ctx->cf + k->off) = (unsigned)n;
+}
+
+static void
+config_bool(struct config_ctx *ctx, const struct config_key *k,
+    const char *keypath, yaml_node_t *v)
+{
+	char q[QBUF];
+	const char *s;
+	size_t len;
+	int b;
+
+	if ((s = config_scalar(ctx, keypath, v, &len)) == NULL)
+		return;
+	if (strcasecmp(s, "true") == 0 || strcasecmp(s, "yes") == 0)
+		b = 1;
+	else if (strcasecmp(s, "false") == 0 || strcasecmp(s, "no") == 0)
+		b = 0;
+	else {
+		config_error(ctx, config_line(v), "%s: expected true, false, yes "
+		    "or no, got %s", keypath, config_quote(q, sizeof(q), s, len));
+		return;
+	}
+	*(int *)(void *)((char *)ctx->cf + k->off) = b;
+}
+
+static void
+config_string_listen(struct config_ctx *ctx, const struct config_key *k,
+    const char *keypath, yaml_node_t *v)
+{
+	struct hostport hp;
+	const char *s, *err;
+	char q[QBUF];
+	size_t len;
+
+	if ((s = config_scalar(ctx, keypath, v, &len)) == NULL)
+		return;
+	if (netaddr_parse_hostport(s, &hp, &err) == -1) {
+		config_error(ctx, config_line(v), "%s: %s: %s", keypath,
+		    config_quote(q, sizeof(q), s, len), err);
+		return;
+	}
+	if (!config_is_ip(hp.host)) {
+		config_error(ctx, config_line(v), "%s: %s: the address to listen "
+		    "on must be an IP address", keypath,
+		    config_quote(q, sizeof(q), s, len));
+		return;
+	}
+	/* Port 0 is allowed here: the kernel picks one (tests use it). */
+	if (!config_has_port(s))
+		hp.port = CONFIG_DEFAULT_LISTEN_PORT;
+	ctx->cf->listen = hp;
+}
+
+static void
+config_string_mode(struct config_ctx *ctx, const struct config_key *k,
+    const char *keypath, yaml_node_t *v)
+{
+	char q[QBUF];
+	const char *s;
+	size_t len;
+
+	if ((s = config_scalar(ctx, keypath, v, &len)) == NULL)
+		return;
+	if (strcmp(s, "forward") == 0)
+		ctx->cf->mode = MODE_FORWARD;
+	else if (strcmp(s, "reflect") == 0)
+		ctx->cf->mode = MODE_REFLECT;
+	else
+		config_error(ctx, config_line(v), "%s: expected forward or "
+		    "reflect, got %s", keypath, config_quote(q, sizeof(q), s, len));
+}
+
+static void
+config_string_helo(struct config_ctx *ctx, const struct config_key *k,
+    const char *keypath, yaml_node_t *v)
+{
+	char q[QBUF];
+	const char *s;
+	size_t len;
+
+	if ((s = config_scalar(ctx, keypath, v, &len)) == NULL)
+		return;
+	if ((!config_is_hostname(s, len) && !config_is_address_literal(s, len)) ||
+	    config_copy(ctx->cf->helo_name, sizeof(ctx->cf->helo_name),
+	    s, len) == -1)
+		config_error(ctx, config_line(v), "%s: %s is not a valid host name "
+		    "or address literal such as \"[192.0.2.1]\"", keypath,
+		    config_quote(q, sizeof(q), s, len));
+}
+
+static void
+config_string_source(struct config_ctx *ctx, const struct config_key *k,
+    const char *keypath, yaml_node_t *v)
+{
+	char q[QBUF];
+	const char *s;
+	size_t len;
+
+	if ((s = config_scalar(ctx, keypath, v, &len)) == NULL)
+		return;
+	if ((len > 0 && !config_is_ip(s)) ||
+	    config_copy(ctx->cf->source_address,
+	    sizeof(ctx->cf->source_address), s, len) == -1)
+		config_error(ctx, config_line(v), "%s: %s is not an IP address "
+		    "(use \"\" for any)", keypath,
+		    config_quote(q, sizeof(q), s, len));
+}
+
+/*
+ * "Name: value" as one RFC 5322 header line: a field name of printable
+ * ASCII without ':', then a value of printable ASCII and tabs.  The whole
+ * line must fit in 998 octets since it is written out as is.
+ */
+static void
+config_string_header(struct config_ctx *ctx, const struct config_key *k,
+    const char *keypath, yaml_node_t *v)
+{
+	const char *s, *colon, *why = NULL;
+	size_t i, len;
+	int seen = 0;
+
+	if ((s = config_scalar(ctx, keypath, v, &len)) == NULL)
+		return;
+	if (len == 0) {
+		ctx->cf->pass_header[0] = '\0';
+		return;
+	}
+	if (len > CONFIG_HEADER_MAX)
+		why = "longer than 998 octets";
+	else if ((colon = memchr(s, ':', len)) == NULL || colon == s)
+		why = "must be \"Name: value\"";
+	else {
+		for (i = 0; s + i < colon; i++)
+			if (s[i] < 33 || s[i] > 126) {
+				why = "field name must be printable ASCII "
+				    "without spaces or ':'";
+				break;
+			}
+		for (i = (size_t)(colon - s) + 1; why == NULL && i < len; i++) {
+			unsigned char c = (unsigned char)s[i];
+
+			if (c != '\t' && (c < 32 || c > 126))
+				why = "value must be printable ASCII (tabs "
+				    "allowed)";
+			else if (c != ' ' && c != '\t')
+				seen = 1;
+		}
+		if (why == NULL && !seen)
+			why = "value is empty";
+	}
+	if (why != NULL) {
+		config_error(ctx, config_line(v), "%s: %s", keypath, why);
+		return;
+	}
+	if (config_copy(ctx->cf->pass_header, sizeof(ctx->cf->pass_header),
+	    s, len) == -1)
+		log_panic("pass_header does not fit");
+}
+
+static void
+config_string_loglevel(struct config_ctx *ctx, const struct config_key *k,
+    const char *keypath, yaml_node_t *v)
+{
+	char q[QBUF];
+	const char *s;
+	size_t len;
+
+	if ((s = config_scalar(ctx, keypath, v, &len)) == NULL)
+		return;
+	if (log_level_parse(s, &ctx->cf->log_level) == -1)
+		config_error(ctx, config_line(v), "%s: expected debug, info, warn "
+		    "or error, got %s", keypath, config_quote(q, sizeof(q), s, len));
+}
+
+/*
+ * The items of a list value, or NULL with *n = 0.  YAML null is an empty
+ * list; anything else that is not a list is an error.
+ */
+static yaml_node_item_t *
+config_list(struct config_ctx *ctx, const char *keypath, yaml_node_t *v,
+    size_t *n)
+{
+	*n = 0;
+	if (config_is_null(v))
+		return NULL;
+	if (v->type != YAML_SEQUENCE_NODE) {
+		config_error(ctx, config_line(v), "%s: expected a list, got %s",
+		    keypath, config_kind(v));
+		return NULL;
+	}
+	*n = (size_t)(v->data.sequence.items.top - v->data.sequence.items.start);
+	return v->data.sequence.items.start;
+}
+
+static void
+config_list_hosts(struct config_ctx *ctx, const struct config_key *k,
+    const char *keypath, yaml_node_t *v)
+{
+	struct config *cf = ctx->cf;
+	yaml_node_item_t *items;
+	struct hostport hp;
+	const char *s, *err;
+	char q[QBUF];
+	size_t i, n, len;
+
+	items = config_list(ctx, keypath, v, &n);
+	if (n == 0)
+		return;
+	if ((cf->hosts = calloc(n, sizeof(*cf->hosts))) == NULL)
+		log_fatal("calloc: %s", strerror(errno));
+	for (i = 0; i < n; i++) {
+		yaml_node_t *item = yaml_document_get_node(ctx->doc, items[i]);
+		char path[64];
+
+		snprintf(path, sizeof(path), "%s[%zu]", keypath, i);
+		if ((s = config_scalar(ctx, path, item, &len)) == NULL)
+			continue;
+		if (netaddr_parse_hostport(s, &hp, &err) == -1) {
+			config_error(ctx, config_line(item), "%s: %s: %s", path,
+			    config_quote(q, sizeof(q), s, len), err);
+			continue;
+		}
+		if (hp.port == 0 && config_has_port(s)) {
+			config_error(ctx, config_line(item), "%s: %s: port 0 is "
+			    "not allowed", path, config_quote(q, sizeof(q), s, len));
+			continue;
+		}
+		cf->hosts[cf->nhosts++] = hp;
+	}
+}
+
+static void
+config_list_domains(struct config_ctx *ctx, const struct config_key *k,
+    const char *keypath, yaml_node_t *v)
+{
+	struct config *cf = ctx->cf;
+	yaml_node_item_t *items;
+	const char *s;
+	char q[QBUF];
+	size_t i, n, len;
+
+	items = config_list(ctx, keypath, v, &n);
+	if (n == 0)
+		return;
+	if ((cf->domains = calloc(n, sizeof(*cf->domains))) == NULL)
+		log_fatal("calloc: %s", strerror(errno));
+	for (i = 0; i < n; i++) {
+		yaml_node_t *item = yaml_document_get_node(ctx->doc, items[i]);
+		char path[64];
+
+		snprintf(path, sizeof(path), "%s[%zu]", keypath, i);
+		if ((s = config_scalar(ctx, path, item, &len)) == NULL)
+			continue;
+		if (!config_is_hostname(s, len)) {
+			config_error(ctx, config_line(item), "%s: %s is not a "
+			    "valid domain name", path,
+			    config_quote(q, sizeof(q), s, len));
+			continue;
+		}
+		if ((cf->domains[cf->ndomains++] = strdup(s)) == NULL)
+			log_fatal("strdup: %s", strerror(errno));
+	}
+}
+
+/* Levenshtein distance, for "did you mean"; short strings only. */
+static size_t
+config_distance(const char *a, size_t alen, const char *b)
+{
+	size_t row[CONFIG_QUOTE_MAX + 1], blen = strlen(b), i, j;
+
+	if (alen > CONFIG_QUOTE_MAX || blen > CONFIG_QUOTE_MAX)
+		return SIZE_MAX;
+	for (j = 0; j <= blen; j++)
+		row[j] = j;
+	for (i = 1; i <= alen; i++) {
+		size_t diag = row[0], up;
+
+		row[0] = i;
+		for (j = 1; j <= blen; j++) {
+			up = row[j];
+			row[j] = diag + (a[i - 1] != b[j - 1]);
+			if (up + 1 < row[j])
+				row[j] = up + 1;
+			if (row[j - 1] + 1 < row[j])
+				row[j] = row[j - 1] + 1;
+			diag = up;
+		}
+	}
+	return row[blen];
+}
+
+static void
+config_unknown(struct config_ctx *ctx, const char *prefix,
+    const struct config_key *keys, const yaml_node_t *kn)
+{
+	const char *name = (const char *)kn->data.scalar.value;
+	size_t len = kn->data.scalar.length, d, best = 3, t;
+	const char *hint = NULL, *hintprefix = prefix;
+	int elsewhere = 0;
+	char q[QBUF], full[CONFIG_QUOTE_MAX + 1];
+	const struct config_key *k;
+	size_t n = 0;
+
+	for (k = keys; k->name != NULL; k++)
+		if ((d = config_distance(name, len, k->name)) < best) {
+			best = d;
+			hint = k->name;
+		}
+	/* The right name in the wrong section: "limits.max_errors". */
+	for (t = 0; hint == NULL &&
+	    t < sizeof(config_tables) / sizeof(config_tables[0]); t++)
+		for (k = config_tables[t].keys; k->name != NULL; k++)
+			if (config_tables[t].keys != keys &&
+			    strlen(k->name) == len &&
+			    memcmp(k->name, name, len) == 0) {
+				hint = k->name;
+				hintprefix = config_tables[t].prefix;
+				elsewhere = 1;
+				break;
+			}
+
+	/* "section.name", cut to what config_quote shows anyway. */
+	if (prefix != NULL)
+		n = (size_t)snprintf(full, sizeof(full), "%s.", prefix);
+	if (len > sizeof(full) - n)
+		len = sizeof(full) - n;
+	memcpy(full + n, name, len);
+	config_quote(q, sizeof(q), full, n + len);
+	if (hint == NULL)
+		config_error(ctx, config_line(kn), "unknown key %s", q);
+	else if (hintprefix == NULL && elsewhere)
+		config_error(ctx, config_line(kn), "unknown key %s; did you mean "
+		    "\"%s\" (at the top level)?", q, hint);
+	else if (hintprefix == NULL)
+		config_error(ctx, config_line(kn), "unknown key %s; did you mean "
+		    "\"%s\"?", q, hint);
+	else
+		config_error(ctx, config_line(kn), "unknown key %s; did you mean "
+		    "\"%s.%s\"?", q, hintprefix, hint);
+}
+
+/* One mapping against its key table. */
+static void
+config_walk(struct config_ctx *ctx, const char *prefix, yaml_node_t *map,
+    const struct config_key *keys)
+{
+	unsigned long seen[CONFIG_KEYS_MAX] = { 0 };
+	yaml_node_pair_t *p;
+
+	for (p = map->data.mapping.pairs.start;
+	    p < map->data.mapping.pairs.top; p++) {
+		yaml_node_t *kn = yaml_document_get_node(ctx->doc, p->key);
+		yaml_node_t *vn = yaml_document_get_node(ctx->doc, p->value);
+		const struct config_key *k;
+		char keypath[64];
+		unsigned before;
+		size_t i, len;
+
+		if (kn->type != YAML_SCALAR_NODE) {
+			config_error(ctx, config_line(kn), "%s%skeys must be "
+			    "plain names, got %s", prefix ? prefix : "",
+			    prefix ? ": " : "", config_kind(kn));
+			continue;
+		}
+		len = kn->data.scalar.length;
+		for (k = keys, i = 0; k->name != NULL; k++, i++)
+			if (strlen(k->name) == len &&
+			    memcmp(k->name, kn->data.scalar.value, len) == 0)
+				break;
+		if (k->name == NULL) {
+			config_unknown(ctx, prefix, keys, kn);
+			continue;
+		}
+		if (prefix != NULL)
+			snprintf(keypath, sizeof(keypath), "%s.%s", prefix,
+			    k->name);
+		else
+			snprintf(keypath, sizeof(keypath), "%s", k->name);
+		if (seen[i] != 0) {
+			config_error(ctx, config_line(kn), "duplicate key \"%s\" "
+			    "(first given at line %lu)", keypath, seen[i]);
+			continue;
+		}
+		seen[i] = config_line(kn);
+		if (k->line != LINE_NONE)
+			ctx->lines[k->line] = config_line(kn);
+		before = ctx->nerrors;
+		k->parse(ctx, k, keypath, vn);
+		if (ctx->nerrors != before)
+			ctx->bad[k->line] = 1;
+	}
+}
+
+static void
+config_section(struct config_ctx *ctx, const struct config_key *k,
+    const char *keypath, yaml_node_t *v)
+{
+	if (config_is_null(v))
+		return;		/* "limits:" alone: all defaults */
+	if (v->type != YAML_MAPPING_NODE) {
+		config_error(ctx, config_line(v), "%s: expected a mapping, got %s",
+		    keypath, config_kind(v));
+		return;
+	}
+	config_walk(ctx, keypath, v, k->sub);
+}
+
+/*
+ * Rules that tie several keys together, checked once everything is read.
+ * A key whose own value was wrong takes no part: "mode: reflekt" should
+ * not also earn a complaint about missing forward hosts.
+ */
+static void
+config_check(struct config_ctx *ctx)
+{
+	struct config *cf = ctx->cf;
+	unsigned long line;
+	size_t i;
+
+	if (cf->mode == MODE_FORWARD && !cf->mx_lookup && cf->nhosts == 0 &&
+	    !ctx->bad[LINE_MODE] && !ctx->bad[LINE_NEXT_HOP]) {
+		line = ctx->lines[LINE_HOSTS] ? ctx->lines[LINE_HOSTS] :
+		    ctx->lines[LINE_NEXT_HOP] ? ctx->lines[LINE_NEXT_HOP] :
+		    ctx->lines[LINE_MODE] ? ctx->lines[LINE_MODE] : 1;
+		config_error(ctx, line, "next_hop.hosts: at least one host is "
+		    "required in forward mode");
+	}
+	if (cf->mx_lookup && cf->ndomains == 0 && !ctx->bad[LINE_NEXT_HOP]) {
+		line = ctx->lines[LINE_DOMAINS] ? ctx->lines[LINE_DOMAINS] :
+		    ctx->lines[LINE_MX_LOOKUP];
+		config_error(ctx, line, "next_hop.domains: at least one domain "
+		    "is required when mx_lookup is true");
+	}
+	/* A host without a port goes to resubmit_port. */
+	for (i = 0; i < cf->nhosts; i++)
+		if (cf->hosts[i].port == 0)
+			cf->hosts[i].port = cf->resubmit_port;
+}
+
+/* The line of a byte offset, for libyaml reader errors that carry no mark. */
+static unsigned long
+config_offset_line(const char *text, size_t len, size_t off)
+{
+	unsigned long line = 1;
+	size_t i;
+
+	for (i = 0; i < off && i < len; i++)
+		if (text[i] == '\n')
+			line++;
+	return line;
+}
+
+static void
+config_yaml_error(struct config_ctx *ctx, yaml_parser_t *p, const char *text,
+    size_t len)
+{
+	const char *problem = p->problem ? p->problem : "YAML error";
+	unsigned long line;
+
+	switch (p->error) {
+	case YAML_MEMORY_ERROR:
+		config_error(ctx, 0, "out of memory while parsing");
+		return;
+	case YAML_READER_ERROR:
+		config_error(ctx, config_offset_line(text, len,
+		    p->problem_offset), "%s", problem);
+		return;
+	default:
+		break;
+	}
+	line = (unsigned long)p->problem_mark.line + 1;
+	if (p->context != NULL)
+		config_error(ctx, line, "%s (%s at line %lu)", problem,
+		    p->context, (unsigned long)p->context_mark.line + 1);
+	else
+		config_error(ctx, line, "%s", problem);
+}
+
+/*
+ * The whole file, NUL-terminated, or NULL after an error.  Capped because
+ * a configuration has no business being large and the reload path reads
+ * it inside the running proxy.
+ */
+static char *
+config_read(struct config_ctx *ctx, size_t *lenp)
+{
+	struct stat st;
+	char *text;
+	size_t len = 0, n;
+	FILE *fp;
+
+	if ((fp = fopen(ctx->path, "r")) == NULL) {
+		config_error(ctx, 0, "cannot open: %s", strerror(errno));
+		return NULL;
+	}
+	if (fstat(fileno(fp), &st) == 0 && S_ISDIR(st.st_mode)) {
+		config_error(ctx, 0, "is a directory");
+		fclose(fp);
+		return NULL;
+	}
+	if ((text = malloc(CONFIG_FILE_MAX + 1)) == NULL)
+		log_fatal("malloc: %s", strerror(errno));
+	while ((n = fread(text + len, 1, CONFIG_FILE_MAX + 1 - len, fp)) > 0)
+		if ((len += n) > CONFIG_FILE_MAX)
+			break;
+	if (ferror(fp) || len > CONFIG_FILE_MAX) {
+		if (ferror(fp))
+			config_error(ctx, 0, "cannot read: %s", strerror(errno));
+		else
+			config_error(ctx, 0, "larger than %d bytes",
+			    CONFIG_FILE_MAX);
+		fclose(fp);
+		free(text);
+		return NULL;
+	}
+	fclose(fp);
+	text[len] = '\0';
+	*lenp = len;
+	return text;
+}
+
+/*
+ * Returns 0 when the top-level mapping was walked (or the file is empty),
+ * -1 when there was nothing to walk: not YAML, or not a mapping.
+ */
+static int
+config_parse(struct config_ctx *ctx, const char *text, size_t len)
+{
+	yaml_document_t doc, extra;
+	yaml_parser_t parser;
+	yaml_node_t *root, *more;
+	int rc = 0;
+
+	if (!yaml_parser_initialize(&parser))
+		log_fatal("yaml_parser_initialize failed");
+	yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
+	if (!yaml_parser_load(&parser, &doc)) {
+		config_yaml_error(ctx, &parser, text, len);
+		yaml_parser_delete(&parser);
+		return -1;
+	}
+	ctx->doc = &doc;
+	root = yaml_document_get_root_node(&doc);
+	if (root != NULL && !config_is_null(root)) {
+		if (root->type != YAML_MAPPING_NODE) {
+			config_error(ctx, config_line(root), "the top level must "
+			    "be a mapping of keys, got %s", config_kind(root));
+			rc = -1;
+		} else
+			config_walk(ctx, NULL, root, config_top_keys);
+	}
+	/* A second document would be silently ignored: refuse it. */
+	if (root != NULL) {
+		if (!yaml_parser_load(&parser, &extra))
+			config_yaml_error(ctx, &parser, text, len);
+		else {
+			if ((more = yaml_document_get_root_node(&extra)) != NULL &&
+			    !config_is_null(more))
+				config_error(ctx, config_line(more), "only one "
+				    "YAML document is allowed");
+			yaml_document_delete(&extra);
+		}
+	}
+	ctx->doc = NULL;
+	yaml_document_delete(&doc);
+	yaml_parser_delete(&parser);
+	return rc;
+}
+
+struct config *
+config_defaults(void)
+{
+	struct config *cf;
+
+	if ((cf = calloc(1, sizeof(*cf))) == NULL)
+		log_fatal("calloc: %s", strerror(errno));
+	cf->refcnt = 1;
+	snprintf(cf->listen.host, sizeof(cf->listen.host), "127.0.0.1");
+	cf->listen.port = CONFIG_DEFAULT_LISTEN_PORT;
+	cf->mode = MODE_FORWARD;
+	cf->resubmit_port = 10026;
+	cf->mx_lookup = 0;
+	snprintf(cf->helo_name, sizeof(cf->helo_name), "mailprevent.local");
+	cf->source_address[0] = '\0';
+	snprintf(cf->pass_header, sizeof(cf->pass_header),
+	    "X-Filter-Loop: Reflected");
+	cf->trial_mode = 0;
+	cf->max_message_size = 52428800;
+	cf->log_level = LOG_INFO;
+	cf->limits.max_connections = 100;
+	cf->limits.max_recipients = 1000;
+	cf->limits.max_command_line = 512;
+	cf->limits.max_data_line = 998;
+	cf->limits.max_errors = 20;
+	cf->limits.min_data_rate = 500;
+	cf->timeouts.command = 300;
+	cf->timeouts.data = 300;
+	cf->timeouts.connect = 30;
+	cf->timeouts.greeting = 300;
+	cf->timeouts.reply = 300;
+	cf->timeouts.data_init = 120;
+	cf->timeouts.data_block = 180;
+	cf->timeouts.data_done = 300;
+	cf->timeouts.shutdown = 30;
+	return cf;
+}
+
+struct config *
+config_load(const char *path, struct buf *errors)
+{
+	struct config_ctx ctx;
+	char *text;
+	size_t len;
+
+	memset(&ctx, 0, sizeof(ctx));
+	ctx.path = path;
+	ctx.errors = errors;
+	ctx.cf = config_defaults();
+	if ((ctx.cf->path = strdup(path)) == NULL)
+		log_fatal("strdup: %s", strerror(errno));
+
+	if ((text = config_read(&ctx, &len)) != NULL) {
+		if (config_parse(&ctx, text, len) == 0)
+			config_check(&ctx);
+		free(text);
+	}
+	if (ctx.nerrors > CONFIG_ERRORS_MAX && errors != NULL)
+		buf_appendf(errors, "%s:0: %u more errors not shown\n", path,
+		    ctx.nerrors - CONFIG_ERRORS_MAX);
+	if (ctx.nerrors > 0) {
+		config_unref(ctx.cf);
+		return NULL;
+	}
+	return ctx.cf;
+}
+
+struct config *
+config_ref(struct config *cf)
+{
+	cf->refcnt++;
+	return cf;
+}
+
+void
+config_unref(struct config *cf)
+{
+	size_t i;
+
+	if (cf == NULL || --cf->refcnt > 0)
+		return;
+	for (i = 0; i < cf->ndomains; i++)
+		free(cf->domains[i]);
+	free(cf->domains);
+	free(cf->hosts);
+	free(cf->path);
+	free(cf);
+}

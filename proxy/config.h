@@ -1,0 +1,71 @@
+/*
+ * config: the YAML configuration of bin/mailprevent (docs/configuration.md).
+ * A loaded config is immutable and reference-counted: a session keeps the
+ * config it started with across a SIGHUP reload.
+ */
+#ifndef MP_CONFIG_H
+#define MP_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "log.h"
+#include "netaddr.h"
+
+enum config_mode { MODE_FORWARD = 0, MODE_REFLECT };
+
+struct config_limits {
+	unsigned	max_connections;	/* 100 */
+	unsigned	max_recipients;		/* 1000 */
+	unsigned	max_command_line;	/* 512, incl. CRLF */
+	unsigned	max_data_line;		/* 998, excl. CRLF */
+	unsigned	max_errors;		/* 20 */
+	unsigned	min_data_rate;		/* bytes/s in DATA; 0 = off; 500 */
+};
+
+struct config_timeouts {			/* seconds */
+	unsigned	command;		/* 300: inbound, waiting for a command */
+	unsigned	data;			/* 300: inbound, in DATA (plus credit from min_data_rate) */
+	unsigned	connect;		/* 30: outbound TCP connect */
+	unsigned	greeting;		/* 300: outbound 220 */
+	unsigned	reply;			/* 300: outbound MAIL/RCPT/RSET/EHLO replies */
+	unsigned	data_init;		/* 120: outbound 354 */
+	unsigned	data_block;		/* 180: outbound, sending content */
+	unsigned	data_done;		/* 300: outbound reply to the final dot; < RFC's 600 */
+	unsigned	shutdown;		/* 30: SIGTERM grace for sessions in flight */
+};
+
+struct config {
+	int			 refcnt;
+	char			*path;
+	struct hostport		 listen;		/* port default 10025 */
+	enum config_mode	 mode;
+	uint16_t		 resubmit_port;		/* 10026 */
+	int			 mx_lookup;
+	struct hostport		*hosts;			/* next_hop.hosts */
+	size_t			 nhosts;
+	char			**domains;		/* next_hop.domains */
+	size_t			 ndomains;
+	char			 helo_name[256];
+	char			 source_address[64];	/* IP literal or "" */
+	char			 pass_header[1000];	/* "Name: value" or "" */
+	int			 trial_mode;
+	uint64_t		 max_message_size;	/* 52428800 */
+	enum log_level		 log_level;		/* info */
+	struct config_limits	 limits;
+	struct config_timeouts	 timeouts;
+};
+
+/*
+ * Load and validate path. On any error returns NULL and appends one
+ * "file:line: message\n" per problem to errors (all problems, not just
+ * the first).
+ */
+struct config	*config_load(const char *path, struct buf *errors);
+/* Defaults only (used by tests and as the base of config_load). */
+struct config	*config_defaults(void);
+struct config	*config_ref(struct config *);
+void		 config_unref(struct config *);
+
+#endif

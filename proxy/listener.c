@@ -1,0 +1,128 @@
+/*
+ * listener: accept loop and connection cap (see listener.h).
+ */
+#include "listener.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <event2/listener.h>
+
+#include "config.h"
+#include "log.h"
+#include "netaddr.h"
+#include "smtp_server.h"
+
+struct listener {
+	struct event_base	*base;
+	struct evconnlistener	*lev;
+	struct config		*cfg;
+	struct dns		*dns;
+};
+
+static void
+listener_refuse(evutil_socket_t fd, const struct config *cfg)
+{
+	char line[300];
+	int n;
+
+	/* Best effort, non-blocking: a fresh socket has room for one line. */
+	n = snprintf(line, sizeof(line),
+	    "421 4.7.0 %s Error: too many connections, try again later\r\n",
+	    cfg->helo_name);
+	if (n > 0 && (size_t)n < sizeof(line))
+		(void)!write(fd, line, (size_t)n);
+	close(fd);
+}
+
+static void
+listener_accept(struct evconnlistener *lev, evutil_socket_t fd,
+    struct sockaddr *sa, int salen, void *arg)
+{
+	struct listener *l = arg;
+	char peer[64];
+
+	if (smtp_server_count() >= l->cfg->limits.max_connections) {
+		log_msg(LOG_WARN, NULL, "refused", "client=%s reason=max_connections",
+		    netaddr_str(sa, peer, sizeof(peer)));
+		listener_refuse(fd, l->cfg);
+		return;
+	}
+	if (smtp_server_start(l->base, l->cfg, l->dns, fd, sa,
+	    (socklen_t)salen) == -1)
+		log_msg(LOG_ERR, NULL, "accept-failed", "reason=nomem");
+}
+
+static void
+listener_error(struct evconnlistener *lev, void *arg)
+{
+	int e = EVUTIL_SOCKET_ERROR();
+
+	/* EMFILE and friends: keep the listener, the next accept may work. */
+	log_msg(LOG_ERR, NULL, "accept-error", "reason=\"%s\"",
+	    evutil_socket_error_to_string(e));
+}
+
+struct listener *
+listener_new(struct event_base *base, struct config *cfg, struct dns *dns,
+    char *err, size_t errlen)
+{
+	struct listener *l;
+	struct sockaddr_storage ss;
+	socklen_t sslen;
+	char addr[80];
+
+	if (netaddr_to_sockaddr(cfg->listen.host, cfg->listen.port, &ss,
+	    &sslen) == -1) {
+		snprintf(err, errlen, "listen: %s is not an IP address",
+		    cfg->listen.host);
+		return NULL;
+	}
+	if ((l = calloc(1, sizeof(*l))) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	l->base = base;
+	l->dns = dns;
+	l->cfg = config_ref(cfg);
+	l->lev = evconnlistener_new_bind(base, listener_accept, l,
+	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
+	    511, (struct sockaddr *)&ss, (int)sslen);
+	if (l->lev == NULL) {
+		snprintf(err, errlen, "listen on %s:%u: %s", cfg->listen.host,
+		    cfg->listen.port, strerror(errno));
+		config_unref(l->cfg);
+		free(l);
+		return NULL;
+	}
+	evconnlistener_set_error_cb(l->lev, listener_error);
+	sslen = sizeof(ss);
+	getsockname(evconnlistener_get_fd(l->lev), (struct sockaddr *)&ss, &sslen);
+	log_msg(LOG_INFO, NULL, "listening", "addr=%s mode=%s",
+	    netaddr_str((struct sockaddr *)&ss, addr, sizeof(addr)),
+	    cfg->mode == MODE_REFLECT ? "reflect" : "forward");
+	return l;
+}
+
+void
+listener_set_config(struct listener *l, struct config *cfg)
+{
+	struct config *old = l->cfg;
+
+	l->cfg = config_ref(cfg);
+	config_unref(old);
+}
+
+void
+listener_free(struct listener *l)
+{
+	if (l == NULL)
+		return;
+	evconnlistener_free(l->lev);
+	config_unref(l->cfg);
+	free(l);
+}

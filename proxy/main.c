@@ -1,0 +1,210 @@
+/*
+ * bin/mailprevent: option parsing, signals (SIGHUP reload, SIGTERM drain)
+ * and the event loop.
+ */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+
+#include "config.h"
+#include "dns.h"
+#include "listener.h"
+#include "log.h"
+#include "smtp_server.h"
+
+#define MAILPREVENT_VERSION	"0.1.0"
+
+static struct {
+	struct event_base	*base;
+	struct config		*cfg;
+	struct listener		*listener;
+	struct dns		*dns;
+	struct event		*shutdown_timer;
+	int			 draining;
+	int			 forced;
+} mp;
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+	    "usage: mailprevent -c FILE [--check] [-d]\n"
+	    "  -c, --config FILE   configuration (YAML); see docs/configuration.md\n"
+	    "      --check         validate the configuration and exit\n"
+	    "  -d, --debug         log at debug level\n"
+	    "  -V, --version       print the version\n");
+}
+
+static void
+main_print_errors(const char *path, struct buf *errors)
+{
+	if (errors->len == 0)
+		fprintf(stderr, "%s: configuration refused\n", path);
+	else
+		fwrite(errors->data, 1, errors->len, stderr);
+}
+
+static void
+main_reload(void)
+{
+	struct buf errors = BUF_INIT;
+	struct config *cfg;
+	char q[512];
+
+	if ((cfg = config_load(mp.cfg->path, &errors)) == NULL) {
+		/* One log line per problem, then keep serving as before. */
+		char *line = buf_cstr(&errors), *nl;
+
+		while (line && *line) {
+			nl = strchr(line, '\n');
+			if (nl)
+				*nl = '\0';
+			log_msg(LOG_ERR, NULL, "config-error", "msg=%s",
+			    log_quote(q, sizeof(q), line, strlen(line)));
+			line = nl ? nl + 1 : NULL;
+		}
+		log_msg(LOG_ERR, NULL, "reload", "status=refused file=%s "
+		    "reason=\"configuration has errors; old one kept\"",
+		    mp.cfg->path);
+		buf_free(&errors);
+		return;
+	}
+	buf_free(&errors);
+	if (strcmp(cfg->listen.host, mp.cfg->listen.host) != 0 ||
+	    cfg->listen.port != mp.cfg->listen.port)
+		log_msg(LOG_WARN, NULL, "reload", "note=\"listen changed; "
+		    "takes effect at restart\"");
+	log_set_level(cfg->log_level);
+	listener_set_config(mp.listener, cfg);
+	config_unref(mp.cfg);
+	mp.cfg = cfg;
+	log_msg(LOG_INFO, NULL, "reload", "status=ok file=%s", cfg->path);
+}
+
+static void
+main_sessions_changed(void)
+{
+	if (mp.draining && smtp_server_count() == 0)
+		event_base_loopexit(mp.base, NULL);
+}
+
+static void
+main_shutdown_expired(evutil_socket_t fd, short ev, void *arg)
+{
+	struct timeval tv = { 5, 0 };
+
+	if (mp.forced) {
+		log_msg(LOG_WARN, NULL, "shutdown", "note=\"sessions still "
+		    "flushing; exiting\" sessions=%u", smtp_server_count());
+		event_base_loopexit(mp.base, NULL);
+		return;
+	}
+	mp.forced = 1;
+	log_msg(LOG_WARN, NULL, "shutdown", "note=\"grace period over\" "
+	    "sessions=%u", smtp_server_count());
+	smtp_server_close_all("Service shutting down, try again later");
+	evtimer_add(mp.shutdown_timer, &tv);
+}
+
+static void
+main_signal(evutil_socket_t sig, short ev, void *arg)
+{
+	struct timeval tv = { (time_t)mp.cfg->timeouts.shutdown, 0 };
+
+	if (sig == SIGHUP) {
+		main_reload();
+		return;
+	}
+	if (mp.draining) {		/* a second SIGTERM: do not wait */
+		if (!mp.forced)
+			main_shutdown_expired(-1, 0, NULL);
+		return;
+	}
+	mp.draining = 1;
+	log_msg(LOG_INFO, NULL, "shutdown", "signal=%s sessions=%u",
+	    sig == SIGTERM ? "TERM" : "INT", smtp_server_count());
+	listener_free(mp.listener);
+	mp.listener = NULL;
+	if (smtp_server_count() == 0) {
+		event_base_loopexit(mp.base, NULL);
+		return;
+	}
+	mp.shutdown_timer = evtimer_new(mp.base, main_shutdown_expired, NULL);
+	evtimer_add(mp.shutdown_timer, &tv);
+}
+
+int
+main(int argc, char *argv[])
+{
+	static const struct option longopts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "check", no_argument, NULL, 'k' },
+		{ "debug", no_argument, NULL, 'd' },
+		{ "version", no_argument, NULL, 'V' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 }
+	};
+	struct buf errors = BUF_INIT;
+	struct event *sigs[3];
+	const char *path = NULL;
+	int ch, check = 0, debug = 0;
+	char err[256];
+
+	while ((ch = getopt_long(argc, argv, "c:dVh", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'c': path = optarg; break;
+		case 'k': check = 1; break;
+		case 'd': debug = 1; break;
+		case 'V': printf("mailprevent %s\n", MAILPREVENT_VERSION); return 0;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (path == NULL || optind != argc) {
+		usage(stderr);
+		return 2;
+	}
+	if ((mp.cfg = config_load(path, &errors)) == NULL) {
+		main_print_errors(path, &errors);
+		buf_free(&errors);
+		return 1;
+	}
+	buf_free(&errors);
+	if (check) {
+		printf("%s: configuration OK\n", path);
+		config_unref(mp.cfg);
+		return 0;
+	}
+	log_init("mailprevent", debug ? LOG_DEBUG : mp.cfg->log_level);
+	signal(SIGPIPE, SIG_IGN);
+	if ((mp.base = event_base_new()) == NULL)
+		log_fatal("cannot create the event loop");
+	if ((mp.dns = dns_new(mp.base, NULL, 5000, 2, err, sizeof(err))) == NULL)
+		log_fatal("dns: %s", err);
+	if ((mp.listener = listener_new(mp.base, mp.cfg, mp.dns, err,
+	    sizeof(err))) == NULL)
+		log_fatal("%s", err);
+	smtp_server_on_close(main_sessions_changed);
+	sigs[0] = evsignal_new(mp.base, SIGHUP, main_signal, NULL);
+	sigs[1] = evsignal_new(mp.base, SIGTERM, main_signal, NULL);
+	sigs[2] = evsignal_new(mp.base, SIGINT, main_signal, NULL);
+	for (int i = 0; i < 3; i++)
+		evsignal_add(sigs[i], NULL);
+
+	event_base_dispatch(mp.base);
+
+	log_msg(LOG_INFO, NULL, "exit", "sessions=%u", smtp_server_count());
+	for (int i = 0; i < 3; i++)
+		event_free(sigs[i]);
+	if (mp.shutdown_timer)
+		event_free(mp.shutdown_timer);
+	listener_free(mp.listener);
+	dns_free(mp.dns);
+	config_unref(mp.cfg);
+	event_base_free(mp.base);
+	return 0;
+}

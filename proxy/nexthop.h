@@ -1,0 +1,32 @@
+/*
+ * nexthop: which addresses to try, in which order, for one outbound
+ * session. Forward mode walks next_hop.hosts in order (names resolved
+ * asynchronously, each address tried in turn); reflect mode has a single
+ * hop: the connecting MTA's own address at resubmit_port.
+ */
+#ifndef MP_NEXTHOP_H
+#define MP_NEXTHOP_H
+
+#include <sys/socket.h>
+
+struct config;
+struct dns;
+struct nexthop_iter;
+
+enum nexthop_status {
+	NEXTHOP_ADDR,		/* *ss and label are filled in */
+	NEXTHOP_PENDING,	/* resolving: wake() will be called, then ask again */
+	NEXTHOP_END		/* nothing left to try */
+};
+
+typedef void nexthop_wake_cb(void *arg);
+
+struct nexthop_iter *nexthop_iter_new(const struct config *, const char *sid,
+	    const struct sockaddr *peer, struct dns *, nexthop_wake_cb *, void *arg);
+enum nexthop_status nexthop_iter_next(struct nexthop_iter *,
+	    struct sockaddr_storage *, socklen_t *, char *label, size_t labelsz);
+/* The last failure to resolve, for the log and the reply ("" if none). */
+const char	*nexthop_iter_error(const struct nexthop_iter *);
+void		 nexthop_iter_free(struct nexthop_iter *);
+
+#endif

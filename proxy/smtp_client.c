@@ -1,0 +1,551 @@
+/*
+ * smtp_client: the outbound SMTP role (see smtp_client.h).
+ */
+#include "smtp_client.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/util.h>
+
+#include "log.h"
+#include "netaddr.h"
+
+enum smtp_client_state {
+	CLIENT_INIT,
+	CLIENT_CONNECTING,
+	CLIENT_GREETING,
+	CLIENT_EHLO,
+	CLIENT_HELO,
+	CLIENT_READY,
+	CLIENT_MAIL,
+	CLIENT_RCPT,
+	CLIENT_DATA,		/* DATA sent, waiting for 354 */
+	CLIENT_BODY,		/* payload being written */
+	CLIENT_DONE,		/* payload written, waiting for the final reply */
+	CLIENT_RSET,
+	CLIENT_QUIT,
+	CLIENT_FAILED
+};
+
+static const char *const smtp_client_states[] = {
+	"init", "connecting", "greeting", "ehlo", "helo", "ready", "mail",
+	"rcpt", "data", "body", "done", "rset", "quit", "failed"
+};
+
+struct smtp_client {
+	struct event_base	*base;
+	struct bufferevent	*bev;
+	struct event		*timer;
+	enum smtp_client_state	 state;
+	char			 sid[32];
+	char			 label[NETADDR_HOST_MAX + 16];
+	struct smtp_client_opts	 opts;
+	smtp_client_cb		*cb;
+	void			*arg;
+	unsigned		 ext;
+	struct smtp_reply	 reply;
+	struct buf		 payload;
+};
+
+static void smtp_client_readcb(struct bufferevent *, void *);
+static void smtp_client_writecb(struct bufferevent *, void *);
+static void smtp_client_eventcb(struct bufferevent *, short, void *);
+static void smtp_client_timeout(evutil_socket_t, short, void *);
+
+static const char *
+smtp_client_strstate(enum smtp_client_state s)
+{
+	return smtp_client_states[s];
+}
+
+static void
+smtp_client_arm(struct smtp_client *c, unsigned seconds)
+{
+	struct timeval tv = { (time_t)seconds, 0 };
+
+	evtimer_add(c->timer, &tv);
+}
+
+static void
+smtp_client_enter_state(struct smtp_client *c, enum smtp_client_state s)
+{
+	unsigned t = 0;
+
+	log_msg(LOG_DEBUG, c->sid, "client-state", "hop=%s from=%s to=%s",
+	    c->label, smtp_client_strstate(c->state), smtp_client_strstate(s));
+	c->state = s;
+	switch (s) {
+	case CLIENT_CONNECTING:	t = c->opts.t_connect; break;
+	case CLIENT_GREETING:	t = c->opts.t_greeting; break;
+	case CLIENT_EHLO:
+	case CLIENT_HELO:
+	case CLIENT_MAIL:
+	case CLIENT_RCPT:
+	case CLIENT_RSET:
+	case CLIENT_QUIT:	t = c->opts.t_reply; break;
+	case CLIENT_DATA:	t = c->opts.t_data_init; break;
+	case CLIENT_BODY:	t = c->opts.t_data_block; break;
+	case CLIENT_DONE:	t = c->opts.t_data_done; break;
+	default:		break;
+	}
+	if (t)
+		smtp_client_arm(c, t);
+	else
+		evtimer_del(c->timer);
+}
+
+struct smtp_client *
+smtp_client_new(struct event_base *base, const char *sid,
+    const struct smtp_client_opts *opts, smtp_client_cb *cb, void *arg)
+{
+	struct smtp_client *c;
+
+	if ((c = calloc(1, sizeof(*c))) == NULL)
+		return NULL;
+	c->base = base;
+	c->opts = *opts;
+	c->cb = cb;
+	c->arg = arg;
+	snprintf(c->sid, sizeof(c->sid), "%s", sid);
+	smtp_reply_init(&c->reply);
+	buf_init(&c->payload);
+	if ((c->timer = evtimer_new(base, smtp_client_timeout, c)) == NULL) {
+		free(c);
+		return NULL;
+	}
+	return c;
+}
+
+void
+smtp_client_free(struct smtp_client *c)
+{
+	if (c == NULL)
+		return;
+	if (c->bev)
+		bufferevent_free(c->bev);
+	event_free(c->timer);
+	smtp_reply_free(&c->reply);
+	buf_free(&c->payload);
+	free(c);
+}
+
+/* Report a failure once; the owner frees the client from its callback. */
+static void
+smtp_client_fail(struct smtp_client *c, const char *why)
+{
+	enum smtp_client_state was = c->state;
+
+	if (was == CLIENT_FAILED)
+		return;
+	log_msg(LOG_INFO, c->sid, "nexthop-failed", "hop=%s state=%s reason=\"%s\"",
+	    c->label, smtp_client_strstate(was), why);
+	smtp_client_enter_state(c, CLIENT_FAILED);
+	if (c->bev)
+		bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+	if (was == CLIENT_QUIT) {	/* detached: nobody to tell */
+		smtp_client_free(c);
+		return;
+	}
+	c->cb(c, SMTP_CLIENT_FAILED, NULL, why, c->arg);
+}
+
+int
+smtp_client_connect(struct smtp_client *c, const struct sockaddr *sa,
+    socklen_t salen, const char *label)
+{
+	evutil_socket_t fd;
+	int saved;
+
+	snprintf(c->label, sizeof(c->label), "%s", label);
+	fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd == -1)
+		return -1;
+	if (c->opts.source != NULL &&
+	    (c->opts.source->sa_family != sa->sa_family ||
+	    bind(fd, c->opts.source, c->opts.sourcelen) == -1)) {
+		saved = c->opts.source->sa_family != sa->sa_family ?
+		    EAFNOSUPPORT : errno;
+		close(fd);
+		errno = saved;
+		return -1;
+	}
+	c->bev = bufferevent_socket_new(c->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (c->bev == NULL) {
+		close(fd);
+		errno = ENOMEM;
+		return -1;
+	}
+	bufferevent_setcb(c->bev, smtp_client_readcb, smtp_client_writecb,
+	    smtp_client_eventcb, c);
+	/* Bound what a next hop can make us buffer between reads. */
+	bufferevent_setwatermark(c->bev, EV_READ, 0, 64 * 1024);
+	smtp_client_enter_state(c, CLIENT_CONNECTING);
+	if (bufferevent_socket_connect(c->bev, sa, (int)salen) == -1) {
+		saved = errno ? errno : ECONNREFUSED;
+		bufferevent_free(c->bev);
+		c->bev = NULL;
+		c->state = CLIENT_INIT;
+		evtimer_del(c->timer);
+		errno = saved;
+		return -1;
+	}
+	return 0;
+}
+
+static void
+smtp_client_send(struct smtp_client *c, const char *line, size_t len,
+    enum smtp_client_state next)
+{
+	smtp_reply_reset(&c->reply);
+	smtp_client_enter_state(c, next);
+	if (bufferevent_write(c->bev, line, len) == -1)
+		smtp_client_fail(c, "write failed");
+}
+
+static void
+smtp_client_ehlo(struct smtp_client *c, int helo)
+{
+	char line[300];
+	int n;
+
+	n = snprintf(line, sizeof(line), "%s %s\r\n", helo ? "HELO" : "EHLO",
+	    c->opts.helo_name);
+	if (n < 0 || (size_t)n >= sizeof(line)) {
+		smtp_client_fail(c, "helo name too long");
+		return;
+	}
+	smtp_client_send(c, line, (size_t)n, helo ? CLIENT_HELO : CLIENT_EHLO);
+}
+
+/* Read the extension keywords from an EHLO reply (first line is the name). */
+static void
+smtp_client_parse_ext(struct smtp_client *c)
+{
+	static const struct { const char *kw; unsigned bit; } exts[] = {
+		{ "SIZE", SMTP_EXT_SIZE },
+		{ "8BITMIME", SMTP_EXT_8BITMIME },
+		{ "DSN", SMTP_EXT_DSN },
+		{ "PIPELINING", SMTP_EXT_PIPELINING },
+		{ "ENHANCEDSTATUSCODES", SMTP_EXT_ENHANCED },
+		{ "STARTTLS", SMTP_EXT_STARTTLS },
+	};
+	const char *p = c->reply.text.data, *end = p + c->reply.text.len;
+	int first = 1;
+
+	c->ext = 0;
+	while (p && p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		size_t len = nl ? (size_t)(nl - p) : (size_t)(end - p);
+
+		if (!first) {
+			for (size_t i = 0; i < sizeof(exts) / sizeof(exts[0]); i++) {
+				size_t kl = strlen(exts[i].kw);
+
+				if (len >= kl && strncasecmp(p, exts[i].kw, kl) == 0 &&
+				    (len == kl || p[kl] == ' ' || p[kl] == '='))
+					c->ext |= exts[i].bit;
+			}
+		}
+		first = 0;
+		p = nl ? nl + 1 : end;
+	}
+}
+
+static void
+smtp_client_report(struct smtp_client *c)
+{
+	smtp_client_enter_state(c, CLIENT_READY);
+	c->cb(c, SMTP_CLIENT_REPLY, &c->reply, NULL, c->arg);
+}
+
+/* A complete reply arrived: decide what it means in the current state. */
+static void
+smtp_client_reply(struct smtp_client *c)
+{
+	int cls = smtp_reply_class(&c->reply);
+	char why[128];
+
+	switch (c->state) {
+	case CLIENT_GREETING:
+		if (c->reply.code == 220) {
+			smtp_client_ehlo(c, 0);
+			return;
+		}
+		snprintf(why, sizeof(why), "greeting %d", c->reply.code);
+		smtp_client_fail(c, why);
+		return;
+	case CLIENT_EHLO:
+		if (cls == 2) {
+			smtp_client_parse_ext(c);
+			smtp_client_enter_state(c, CLIENT_READY);
+			c->cb(c, SMTP_CLIENT_READY, &c->reply, NULL, c->arg);
+			return;
+		}
+		if (cls == 5) {		/* an old server: try HELO */
+			smtp_client_ehlo(c, 1);
+			return;
+		}
+		snprintf(why, sizeof(why), "ehlo %d", c->reply.code);
+		smtp_client_fail(c, why);
+		return;
+	case CLIENT_HELO:
+		if (cls == 2) {
+			c->ext = 0;
+			smtp_client_enter_state(c, CLIENT_READY);
+			c->cb(c, SMTP_CLIENT_READY, &c->reply, NULL, c->arg);
+			return;
+		}
+		snprintf(why, sizeof(why), "helo %d", c->reply.code);
+		smtp_client_fail(c, why);
+		return;
+	case CLIENT_MAIL:
+	case CLIENT_RCPT:
+	case CLIENT_DONE:
+		if (cls == 3) {
+			snprintf(why, sizeof(why), "protocol: unexpected %d",
+			    c->reply.code);
+			smtp_client_fail(c, why);
+			return;
+		}
+		smtp_client_report(c);
+		return;
+	case CLIENT_DATA:
+		if (c->reply.code == 354) {
+			smtp_reply_reset(&c->reply);
+			smtp_client_enter_state(c, CLIENT_BODY);
+			if (bufferevent_write(c->bev, c->payload.data,
+			    c->payload.len) == -1) {
+				smtp_client_fail(c, "write failed");
+				return;
+			}
+			buf_free(&c->payload);
+			return;
+		}
+		if (cls == 4 || cls == 5) {
+			buf_free(&c->payload);
+			smtp_client_report(c);
+			return;
+		}
+		snprintf(why, sizeof(why), "protocol: %d to DATA", c->reply.code);
+		smtp_client_fail(c, why);
+		return;
+	case CLIENT_RSET:
+		if (cls == 2) {
+			smtp_client_report(c);
+			return;
+		}
+		snprintf(why, sizeof(why), "rset %d", c->reply.code);
+		smtp_client_fail(c, why);
+		return;
+	case CLIENT_QUIT:
+		smtp_client_free(c);
+		return;
+	default:
+		/* A reply nobody asked for (or to a body still being sent). */
+		snprintf(why, sizeof(why), "protocol: unsolicited %d reply",
+		    c->reply.code);
+		smtp_client_fail(c, why);
+		return;
+	}
+}
+
+static void
+smtp_client_readcb(struct bufferevent *bev, void *arg)
+{
+	struct smtp_client *c = arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
+	struct evbuffer_ptr eol;
+	size_t eol_len, len;
+	const char *err;
+	char *line;
+
+	for (;;) {
+		if (c->state == CLIENT_FAILED)
+			return;
+		eol = evbuffer_search_eol(in, NULL, &eol_len, EVBUFFER_EOL_CRLF);
+		if (eol.pos == -1) {
+			if (evbuffer_get_length(in) > SMTP_REPLY_LINE_MAX)
+				smtp_client_fail(c, "protocol: reply line too long");
+			return;
+		}
+		len = (size_t)eol.pos;
+		if (len > SMTP_REPLY_LINE_MAX) {
+			smtp_client_fail(c, "protocol: reply line too long");
+			return;
+		}
+		line = (char *)evbuffer_pullup(in, (ev_ssize_t)(len + eol_len));
+		if (line == NULL) {
+			smtp_client_fail(c, "out of memory");
+			return;
+		}
+		switch (smtp_reply_feed(&c->reply, line, len, &err)) {
+		case SMTP_REPLY_MORE:
+			evbuffer_drain(in, len + eol_len);
+			continue;
+		case SMTP_REPLY_ERROR: {
+			char why[160];
+
+			snprintf(why, sizeof(why), "protocol: %s", err);
+			smtp_client_fail(c, why);
+			return;
+		}
+		case SMTP_REPLY_DONE:
+			evbuffer_drain(in, len + eol_len);
+			if (c->state == CLIENT_QUIT) {
+				smtp_client_free(c);
+				return;
+			}
+			/*
+			 * We never pipeline to a next hop, so one command has
+			 * exactly one reply: anything after it is an attempt
+			 * to answer ahead (or to inject). Bytes arriving later
+			 * are caught as "unsolicited". The reply may make the
+			 * owner free us, so nothing of c is touched after it.
+			 */
+			if (evbuffer_get_length(in) > 0) {
+				smtp_client_fail(c, "protocol: data after reply");
+				return;
+			}
+			smtp_client_reply(c);
+			return;
+		}
+	}
+}
+
+static void
+smtp_client_writecb(struct bufferevent *bev, void *arg)
+{
+	struct smtp_client *c = arg;
+
+	/* Output drained: the whole payload, terminator included, is out. */
+	if (c->state == CLIENT_BODY)
+		smtp_client_enter_state(c, CLIENT_DONE);
+}
+
+static void
+smtp_client_eventcb(struct bufferevent *bev, short what, void *arg)
+{
+	struct smtp_client *c = arg;
+	char why[128];
+
+	if (what & BEV_EVENT_CONNECTED) {
+		smtp_client_enter_state(c, CLIENT_GREETING);
+		bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+		return;
+	}
+	if (what & BEV_EVENT_EOF) {
+		smtp_client_fail(c, c->state == CLIENT_CONNECTING ?
+		    "connection refused" : "connection closed by next hop");
+		return;
+	}
+	if (what & BEV_EVENT_ERROR) {
+		int e = EVUTIL_SOCKET_ERROR();
+
+		snprintf(why, sizeof(why), "%s",
+		    evutil_socket_error_to_string(e));
+		smtp_client_fail(c, why);
+	}
+}
+
+static void
+smtp_client_timeout(evutil_socket_t fd, short ev, void *arg)
+{
+	struct smtp_client *c = arg;
+	char why[64];
+
+	snprintf(why, sizeof(why), "timeout in %s",
+	    smtp_client_strstate(c->state));
+	smtp_client_fail(c, why);
+}
+
+static int
+smtp_client_check_ready(struct smtp_client *c, const char *what)
+{
+	if (c->state == CLIENT_READY)
+		return 0;
+	log_panic("%s in state %s", what, smtp_client_strstate(c->state));
+}
+
+void
+smtp_client_mail(struct smtp_client *c, const struct smtp_mail_args *m,
+    uint64_t size)
+{
+	char line[SMTP_PATH_MAX + 256];
+	int n;
+
+	smtp_client_check_ready(c, "MAIL");
+	n = smtp_format_mail(line, sizeof(line), m, c->ext, size);
+	if (n < 0) {
+		smtp_client_fail(c, "MAIL line too long");
+		return;
+	}
+	smtp_client_send(c, line, (size_t)n, CLIENT_MAIL);
+}
+
+void
+smtp_client_rcpt(struct smtp_client *c, const struct smtp_rcpt_args *r)
+{
+	char line[SMTP_PATH_MAX + SMTP_XTEXT_MAX + 128];
+	int n;
+
+	smtp_client_check_ready(c, "RCPT");
+	n = smtp_format_rcpt(line, sizeof(line), r, c->ext);
+	if (n < 0) {
+		smtp_client_fail(c, "RCPT line too long");
+		return;
+	}
+	smtp_client_send(c, line, (size_t)n, CLIENT_RCPT);
+}
+
+void
+smtp_client_data(struct smtp_client *c, struct buf *payload)
+{
+	smtp_client_check_ready(c, "DATA");
+	buf_free(&c->payload);
+	c->payload = *payload;
+	buf_init(payload);
+	smtp_client_send(c, "DATA\r\n", 6, CLIENT_DATA);
+}
+
+void
+smtp_client_rset(struct smtp_client *c)
+{
+	smtp_client_check_ready(c, "RSET");
+	smtp_client_send(c, "RSET\r\n", 6, CLIENT_RSET);
+}
+
+void
+smtp_client_quit(struct smtp_client *c)
+{
+	if (c->state != CLIENT_READY) {
+		smtp_client_free(c);
+		return;
+	}
+	smtp_client_send(c, "QUIT\r\n", 6, CLIENT_QUIT);
+}
+
+int
+smtp_client_ready(const struct smtp_client *c)
+{
+	return c->state == CLIENT_READY;
+}
+
+unsigned
+smtp_client_ext(const struct smtp_client *c)
+{
+	return c->ext;
+}
+
+const char *
+smtp_client_label(const struct smtp_client *c)
+{
+	return c->label;
+}

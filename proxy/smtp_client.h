@@ -1,0 +1,63 @@
+/*
+ * smtp_client: the outbound role. One SMTP client session to one next
+ * hop. It runs the greeting and EHLO (falling back to HELO), then one
+ * command at a time on behalf of its owner (transaction.c), reporting
+ * each outcome through a single callback. Replies are checked against
+ * what each command may get back; anything else is a protocol failure,
+ * and nothing a hostile next hop sends is relayed raw.
+ */
+#ifndef MP_SMTP_CLIENT_H
+#define MP_SMTP_CLIENT_H
+
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "buf.h"
+#include "smtp_addr.h"
+#include "smtp_reply.h"
+
+struct event_base;
+struct smtp_client;
+
+enum smtp_client_event {
+	SMTP_CLIENT_READY,	/* greeted and EHLO/HELO accepted: commands may be sent */
+	SMTP_CLIENT_REPLY,	/* the reply to the last command (or final reply to DATA) */
+	SMTP_CLIENT_FAILED	/* transport failure, timeout, refusal or protocol error */
+};
+
+/* The client is unusable after FAILED; the owner frees it. */
+typedef void smtp_client_cb(struct smtp_client *, enum smtp_client_event,
+    const struct smtp_reply *, const char *why, void *arg);
+
+struct smtp_client_opts {
+	const char		*helo_name;
+	const struct sockaddr	*source;	/* NULL = any */
+	socklen_t		 sourcelen;
+	unsigned		 t_connect, t_greeting, t_reply;
+	unsigned		 t_data_init, t_data_block, t_data_done;
+};
+
+struct smtp_client *smtp_client_new(struct event_base *, const char *sid,
+	    const struct smtp_client_opts *, smtp_client_cb *, void *arg);
+/* Starts connecting. Returns -1 (errno set) if the attempt failed at once. */
+int	smtp_client_connect(struct smtp_client *, const struct sockaddr *,
+	    socklen_t, const char *label);
+void	smtp_client_mail(struct smtp_client *, const struct smtp_mail_args *,
+	    uint64_t size);
+void	smtp_client_rcpt(struct smtp_client *, const struct smtp_rcpt_args *);
+/*
+ * Send DATA; on 354 send payload (already dot-stuffed and terminated) and
+ * report the reply to the final dot. A non-354 reply to DATA is reported
+ * as is. payload is moved out (left empty).
+ */
+void	smtp_client_data(struct smtp_client *, struct buf *payload);
+void	smtp_client_rset(struct smtp_client *);
+/* Send QUIT and let the client free itself once answered; no more callbacks. */
+void	smtp_client_quit(struct smtp_client *);
+void	smtp_client_free(struct smtp_client *);
+
+int		 smtp_client_ready(const struct smtp_client *);	/* idle and usable */
+unsigned	 smtp_client_ext(const struct smtp_client *);	/* SMTP_EXT_* */
+const char	*smtp_client_label(const struct smtp_client *);
+
+#endif

@@ -1,0 +1,801 @@
+/*
+ * smtp_server: the inbound SMTP role (see smtp_server.h).
+ *
+ * A session handles one command at a time. A command that needs the next
+ * hop (MAIL, RCPT, end of DATA, RSET inside a transaction) marks the
+ * session busy; pipelined input waits in the buffer (bounded by the read
+ * watermark) until the transaction's reply arrives, so replies always go
+ * out in order. Completions never free the session directly: they write
+ * the reply and schedule the resume event, and the session is freed only
+ * from its own callbacks.
+ */
+#include "smtp_server.h"
+
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "config.h"
+#include "log.h"
+#include "netaddr.h"
+#include "smtp_addr.h"
+#include "smtp_cmd.h"
+#include "smtp_data.h"
+#include "smtp_reply.h"
+#include "transaction.h"
+
+enum smtp_server_state {
+	SRV_CONNECTED,		/* greeted, no HELO/EHLO yet */
+	SRV_HELO,		/* between transactions */
+	SRV_MAIL,		/* MAIL accepted */
+	SRV_RCPT,		/* at least one RCPT accepted */
+	SRV_BODY,		/* receiving message content */
+	SRV_CLOSING		/* flushing the last reply */
+};
+
+static const char *const smtp_server_states[] = {
+	"connected", "helo", "mail", "rcpt", "body", "closing"
+};
+
+/* What a busy session is waiting for. */
+enum smtp_server_pending {
+	PEND_NONE,
+	PEND_MAIL,
+	PEND_RCPT,
+	PEND_DATA,	/* the next hop's verdict on the message */
+	PEND_RESET,	/* RSET, or a refused message: relay the reply */
+	PEND_HELO,	/* implicit reset by HELO/EHLO, then greet */
+	PEND_EHLO
+};
+
+#define SF_BUSY		0x01
+#define SF_ESMTP	0x02
+#define SF_SKIPLINE	0x04	/* discarding the rest of an over-long line */
+
+#define SRV_OUTPUT_MAX	(64 * 1024)	/* stop reading commands past this */
+#define SRV_INPUT_MAX	(256 * 1024)	/* read watermark */
+#define SRV_CLOSE_GRACE	10		/* seconds to flush a last reply */
+
+struct smtp_session {
+	TAILQ_ENTRY(smtp_session) entry;
+	char			 sid[24];
+	struct event_base	*base;
+	struct config		*cfg;
+	struct dns		*dns;
+	struct bufferevent	*bev;
+	struct event		*timer;
+	struct event		*resume;
+	struct sockaddr_storage	 peer;
+	char			 peerstr[64];
+	enum smtp_server_state	 state;
+	enum smtp_server_pending pending;
+	unsigned		 flags;
+	unsigned		 errors;
+	unsigned		 ncmds;
+	unsigned		 nmsgs;
+	char			 helo[256];
+	struct txn		*txn;
+	struct smtp_data_rx	 rx;
+	struct timespec		 t_body;
+	const char		*close_reason;
+};
+
+struct smtp_server_cmd {
+	enum smtp_verb	 verb;
+	unsigned	 states;	/* bitmask of states it is allowed in */
+	const char	*badseq;	/* reply text when it is not */
+	void		(*proceed)(struct smtp_session *, const struct smtp_cmd *);
+};
+
+static TAILQ_HEAD(, smtp_session) smtp_sessions =
+    TAILQ_HEAD_INITIALIZER(smtp_sessions);
+static unsigned smtp_nsessions;
+static void (*smtp_close_hook)(void);
+static uint64_t smtp_sid_next;
+
+static void smtp_server_readcb(struct bufferevent *, void *);
+static void smtp_server_writecb(struct bufferevent *, void *);
+static void smtp_server_eventcb(struct bufferevent *, short, void *);
+static void smtp_server_timeout(evutil_socket_t, short, void *);
+static void smtp_server_resume(evutil_socket_t, short, void *);
+static void smtp_server_process(struct smtp_session *);
+static void smtp_server_txn_reply(void *, int, const char *, const char *);
+
+static void smtp_server_helo(struct smtp_session *, const struct smtp_cmd *);
+static void smtp_server_mail(struct smtp_session *, const struct smtp_cmd *);
+static void smtp_server_rcpt(struct smtp_session *, const struct smtp_cmd *);
+static void smtp_server_data(struct smtp_session *, const struct smtp_cmd *);
+static void smtp_server_rset(struct smtp_session *, const struct smtp_cmd *);
+static void smtp_server_noop(struct smtp_session *, const struct smtp_cmd *);
+static void smtp_server_quit(struct smtp_session *, const struct smtp_cmd *);
+static void smtp_server_vrfy(struct smtp_session *, const struct smtp_cmd *);
+static void smtp_server_help(struct smtp_session *, const struct smtp_cmd *);
+static void smtp_server_notimpl(struct smtp_session *, const struct smtp_cmd *);
+
+#define S(x)		(1u << (x))
+#define S_ANY		(S(SRV_CONNECTED) | S(SRV_HELO) | S(SRV_MAIL) | S(SRV_RCPT))
+
+static const struct smtp_server_cmd smtp_server_cmds[] = {
+	{ SMTP_CMD_HELO, S_ANY, NULL, smtp_server_helo },
+	{ SMTP_CMD_EHLO, S_ANY, NULL, smtp_server_helo },
+	{ SMTP_CMD_MAIL, S(SRV_HELO),
+	  "5.5.1 Error: send HELO/EHLO first, one MAIL per transaction",
+	  smtp_server_mail },
+	{ SMTP_CMD_RCPT, S(SRV_MAIL) | S(SRV_RCPT),
+	  "5.5.1 Error: need MAIL command", smtp_server_rcpt },
+	{ SMTP_CMD_DATA, S(SRV_MAIL) | S(SRV_RCPT),
+	  "5.5.1 Error: need RCPT command", smtp_server_data },
+	{ SMTP_CMD_RSET, S_ANY, NULL, smtp_server_rset },
+	{ SMTP_CMD_NOOP, S_ANY, NULL, smtp_server_noop },
+	{ SMTP_CMD_QUIT, S_ANY, NULL, smtp_server_quit },
+	{ SMTP_CMD_VRFY, S_ANY, NULL, smtp_server_vrfy },
+	{ SMTP_CMD_HELP, S_ANY, NULL, smtp_server_help },
+	/* Known but not offered: never relayed, never half-supported. */
+	{ SMTP_CMD_STARTTLS, S_ANY, NULL, smtp_server_notimpl },
+	{ SMTP_CMD_EXPN, S_ANY, NULL, smtp_server_notimpl },
+	{ SMTP_CMD_BDAT, S_ANY, NULL, smtp_server_notimpl },
+	{ SMTP_CMD_AUTH, S_ANY, NULL, smtp_server_notimpl },
+	{ SMTP_CMD_XCLIENT, S_ANY, NULL, smtp_server_notimpl },
+	{ SMTP_CMD_XFORWARD, S_ANY, NULL, smtp_server_notimpl },
+	{ SMTP_CMD_ETRN, S_ANY, NULL, smtp_server_notimpl },
+};
+
+static const char *
+smtp_server_strstate(enum smtp_server_state st)
+{
+	return smtp_server_states[st];
+}
+
+static void
+smtp_server_enter_state(struct smtp_session *s, enum smtp_server_state st)
+{
+	if (s->state == st)
+		return;
+	log_msg(LOG_DEBUG, s->sid, "state", "from=%s to=%s",
+	    smtp_server_strstate(s->state), smtp_server_strstate(st));
+	s->state = st;
+}
+
+static void
+smtp_server_arm(struct smtp_session *s, unsigned seconds)
+{
+	struct timeval tv = { (time_t)seconds, 0 };
+
+	evtimer_add(s->timer, &tv);
+}
+
+/* Write one reply; 4xx/5xx count towards the session's error limit. */
+static void
+smtp_server_reply(struct smtp_session *s, int code, const char *enh,
+    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+static void
+smtp_server_vreply(struct smtp_session *s, int code, const char *enh,
+    const char *text)
+{
+	struct buf out = BUF_INIT;
+
+	if (smtp_reply_format(&out, code, enh, text) == 0)
+		bufferevent_write(s->bev, out.data, out.len);
+	buf_free(&out);
+	log_msg(code >= 400 ? LOG_INFO : LOG_DEBUG, s->sid, "reply",
+	    "code=%d", code);
+	if (code >= 400 && code != 421)
+		s->errors++;
+}
+
+static void
+smtp_server_reply(struct smtp_session *s, int code, const char *enh,
+    const char *fmt, ...)
+{
+	char text[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	smtp_server_vreply(s, code, enh, text);
+}
+
+/* Stop reading, flush what was written, then free (from a callback). */
+static void
+smtp_server_close(struct smtp_session *s, const char *reason)
+{
+	if (s->state == SRV_CLOSING)
+		return;
+	s->close_reason = reason;
+	smtp_server_enter_state(s, SRV_CLOSING);
+	bufferevent_disable(s->bev, EV_READ);
+	txn_free(s->txn);
+	s->txn = NULL;
+	smtp_server_arm(s, SRV_CLOSE_GRACE);
+	if (evbuffer_get_length(bufferevent_get_output(s->bev)) == 0)
+		event_active(s->resume, EV_TIMEOUT, 0);
+}
+
+static void
+smtp_server_free(struct smtp_session *s)
+{
+	log_msg(LOG_INFO, s->sid, "disconnect",
+	    "client=%s reason=%s commands=%u messages=%u errors=%u",
+	    s->peerstr, s->close_reason ? s->close_reason : "unknown",
+	    s->ncmds, s->nmsgs, s->errors);
+	TAILQ_REMOVE(&smtp_sessions, s, entry);
+	smtp_nsessions--;
+	txn_free(s->txn);
+	bufferevent_free(s->bev);
+	event_free(s->timer);
+	event_free(s->resume);
+	config_unref(s->cfg);
+	free(s);
+	if (smtp_close_hook)
+		smtp_close_hook();
+}
+
+int
+smtp_server_start(struct event_base *base, struct config *cfg,
+    struct dns *dns, evutil_socket_t fd, const struct sockaddr *sa,
+    socklen_t salen)
+{
+	struct smtp_session *s;
+
+	if (smtp_sid_next == 0) {
+		struct timespec ts;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		smtp_sid_next = ((uint64_t)ts.tv_sec << 20) ^
+		    ((uint64_t)getpid() << 8) ^ (uint64_t)(ts.tv_nsec & 0xff);
+	}
+	if ((s = calloc(1, sizeof(*s))) == NULL) {
+		close(fd);
+		return -1;
+	}
+	snprintf(s->sid, sizeof(s->sid), "%012llx",
+	    (unsigned long long)(smtp_sid_next++ & 0xffffffffffffULL));
+	s->base = base;
+	s->cfg = config_ref(cfg);
+	s->dns = dns;
+	memcpy(&s->peer, sa, salen < sizeof(s->peer) ? salen : sizeof(s->peer));
+	netaddr_str(sa, s->peerstr, sizeof(s->peerstr));
+	s->bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
+	s->timer = evtimer_new(base, smtp_server_timeout, s);
+	s->resume = event_new(base, -1, 0, smtp_server_resume, s);
+	s->txn = txn_new(base, cfg, dns, s->sid, sa, smtp_server_txn_reply, s);
+	if (s->bev == NULL || s->timer == NULL || s->resume == NULL ||
+	    s->txn == NULL) {
+		if (s->bev)
+			bufferevent_free(s->bev);
+		else
+			close(fd);
+		if (s->timer)
+			event_free(s->timer);
+		if (s->resume)
+			event_free(s->resume);
+		txn_free(s->txn);
+		config_unref(s->cfg);
+		free(s);
+		return -1;
+	}
+	TAILQ_INSERT_TAIL(&smtp_sessions, s, entry);
+	smtp_nsessions++;
+	s->state = SRV_CONNECTED;
+	bufferevent_setcb(s->bev, smtp_server_readcb, smtp_server_writecb,
+	    smtp_server_eventcb, s);
+	bufferevent_setwatermark(s->bev, EV_READ, 0, SRV_INPUT_MAX);
+	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+	log_msg(LOG_INFO, s->sid, "connect", "client=%s", s->peerstr);
+	smtp_server_reply(s, 220, NULL, "%s ESMTP mailprevent", cfg->helo_name);
+	smtp_server_arm(s, cfg->timeouts.command);
+	return 0;
+}
+
+unsigned
+smtp_server_count(void)
+{
+	return smtp_nsessions;
+}
+
+void
+smtp_server_on_close(void (*hook)(void))
+{
+	smtp_close_hook = hook;
+}
+
+void
+smtp_server_close_all(const char *why)
+{
+	struct smtp_session *s;
+
+	TAILQ_FOREACH(s, &smtp_sessions, entry) {
+		if (s->state == SRV_CLOSING)
+			continue;
+		smtp_server_reply(s, 421, "4.3.2", "%s %s", s->cfg->helo_name,
+		    why);
+		smtp_server_close(s, "shutdown");
+	}
+}
+
+/* Busy waiting on the next hop: no client timer runs meanwhile. */
+static void
+smtp_server_busy(struct smtp_session *s, enum smtp_server_pending p)
+{
+	s->flags |= SF_BUSY;
+	s->pending = p;
+	evtimer_del(s->timer);
+}
+
+/* ---- commands ---------------------------------------------------------- */
+
+static void
+smtp_server_greet(struct smtp_session *s, int esmtp)
+{
+	char text[512];
+
+	if (!esmtp) {
+		smtp_server_reply(s, 250, NULL, "%s", s->cfg->helo_name);
+		return;
+	}
+	snprintf(text, sizeof(text),
+	    "%s\nPIPELINING\nSIZE %llu\n8BITMIME\nDSN\nENHANCEDSTATUSCODES",
+	    s->cfg->helo_name, (unsigned long long)s->cfg->max_message_size);
+	smtp_server_vreply(s, 250, NULL, text);
+}
+
+static void
+smtp_server_helo(struct smtp_session *s, const struct smtp_cmd *cmd)
+{
+	size_t n = 0;
+	int esmtp = cmd->verb == SMTP_CMD_EHLO;
+
+	while (n < cmd->arglen && cmd->arg[n] != ' ')
+		n++;
+	if (n == 0 || n >= sizeof(s->helo)) {
+		smtp_server_reply(s, 501, "5.5.4", "Syntax: %s hostname",
+		    esmtp ? "EHLO" : "HELO");
+		return;
+	}
+	memcpy(s->helo, cmd->arg, n);
+	s->helo[n] = '\0';
+	s->flags = esmtp ? (s->flags | SF_ESMTP) : (s->flags & ~SF_ESMTP);
+	if (s->state == SRV_MAIL || s->state == SRV_RCPT) {
+		smtp_server_busy(s, esmtp ? PEND_EHLO : PEND_HELO);
+		txn_abort(s->txn, 250, "2.0.0", "Ok");
+		return;
+	}
+	smtp_server_enter_state(s, SRV_HELO);
+	smtp_server_greet(s, esmtp);
+}
+
+static void
+smtp_server_mail(struct smtp_session *s, const struct smtp_cmd *cmd)
+{
+	struct smtp_mail_args m;
+	const char *err;
+	char q[SMTP_ADDR_MAX * 4 + 8];
+	int code;
+
+	if (smtp_parse_mail(cmd->arg, cmd->arglen, &m, &code, &err) == -1) {
+		smtp_server_reply(s, code, NULL, "%s", err);
+		return;
+	}
+	if (m.has_size && m.size > s->cfg->max_message_size) {
+		smtp_server_reply(s, 552, "5.3.4",
+		    "Message size exceeds fixed limit");
+		return;
+	}
+	log_msg(LOG_INFO, s->sid, "mail", "from=%s size=%llu",
+	    log_quote(q, sizeof(q), m.addr, strlen(m.addr)),
+	    (unsigned long long)(m.has_size ? m.size : 0));
+	smtp_server_busy(s, PEND_MAIL);
+	txn_mail(s->txn, &m);
+}
+
+static void
+smtp_server_rcpt(struct smtp_session *s, const struct smtp_cmd *cmd)
+{
+	struct smtp_rcpt_args r;
+	const char *err;
+	int code;
+
+	if (smtp_parse_rcpt(cmd->arg, cmd->arglen, &r, &code, &err) == -1) {
+		smtp_server_reply(s, code, NULL, "%s", err);
+		return;
+	}
+	if (txn_nrcpt(s->txn) >= s->cfg->limits.max_recipients) {
+		smtp_server_reply(s, 452, "4.5.3", "Error: too many recipients");
+		return;
+	}
+	smtp_server_busy(s, PEND_RCPT);
+	txn_rcpt(s->txn, &r);
+}
+
+static void
+smtp_server_data(struct smtp_session *s, const struct smtp_cmd *cmd)
+{
+	if (cmd->arglen != 0) {
+		smtp_server_reply(s, 501, "5.5.4", "Syntax: DATA");
+		return;
+	}
+	if (s->state != SRV_RCPT) {
+		smtp_server_reply(s, 554, "5.5.1", "Error: no valid recipients");
+		return;
+	}
+	/*
+	 * DATA ends a pipelined group (RFC 2920 §3.1): content before our
+	 * 354 is a client that does not wait, or an injection attempt.
+	 */
+	if (evbuffer_get_length(bufferevent_get_input(s->bev)) > 0) {
+		smtp_server_reply(s, 554, "5.5.0",
+		    "Error: improper pipelining: content sent before 354");
+		smtp_server_close(s, "pipelining");
+		return;
+	}
+	smtp_data_rx_init(&s->rx, s->cfg->limits.max_data_line,
+	    s->cfg->max_message_size);
+	buf_reset(txn_content(s->txn));
+	smtp_server_reply(s, 354, NULL, "End data with <CR><LF>.<CR><LF>");
+	smtp_server_enter_state(s, SRV_BODY);
+	clock_gettime(CLOCK_MONOTONIC, &s->t_body);
+	smtp_server_arm(s, s->cfg->timeouts.data);
+}
+
+static void
+smtp_server_rset(struct smtp_session *s, const struct smtp_cmd *cmd)
+{
+	if (cmd->arglen != 0) {
+		smtp_server_reply(s, 501, "5.5.4", "Syntax: RSET");
+		return;
+	}
+	if (s->state == SRV_MAIL || s->state == SRV_RCPT) {
+		smtp_server_busy(s, PEND_RESET);
+		txn_abort(s->txn, 250, "2.0.0", "Ok");
+		return;
+	}
+	smtp_server_reply(s, 250, "2.0.0", "Ok");
+}
+
+static void
+smtp_server_noop(struct smtp_session *s, const struct smtp_cmd *cmd)
+{
+	smtp_server_reply(s, 250, "2.0.0", "Ok");
+}
+
+static void
+smtp_server_quit(struct smtp_session *s, const struct smtp_cmd *cmd)
+{
+	smtp_server_reply(s, 221, "2.0.0", "Bye");
+	txn_quit(s->txn);
+	smtp_server_close(s, "quit");
+}
+
+static void
+smtp_server_vrfy(struct smtp_session *s, const struct smtp_cmd *cmd)
+{
+	if (cmd->arglen == 0) {
+		smtp_server_reply(s, 501, "5.5.4", "Syntax: VRFY address");
+		return;
+	}
+	smtp_server_reply(s, 252, "2.5.2",
+	    "Cannot VRFY user, but will accept message and attempt delivery");
+}
+
+static void
+smtp_server_help(struct smtp_session *s, const struct smtp_cmd *cmd)
+{
+	smtp_server_reply(s, 214, "2.0.0",
+	    "Commands: HELO EHLO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP");
+}
+
+static void
+smtp_server_notimpl(struct smtp_session *s, const struct smtp_cmd *cmd)
+{
+	smtp_server_reply(s, 502, "5.5.1", "Error: command not implemented");
+}
+
+/* ---- completions from the transaction --------------------------------- */
+
+static void
+smtp_server_txn_reply(void *arg, int code, const char *enh, const char *text)
+{
+	struct smtp_session *s = arg;
+	enum smtp_server_pending p = s->pending;
+	int ok = code / 100 == 2;
+
+	s->flags &= ~SF_BUSY;
+	s->pending = PEND_NONE;
+	switch (p) {
+	case PEND_MAIL:
+		if (ok)
+			smtp_server_enter_state(s, SRV_MAIL);
+		break;
+	case PEND_RCPT:
+		if (ok)
+			smtp_server_enter_state(s, SRV_RCPT);
+		break;
+	case PEND_DATA:
+		if (ok)
+			s->nmsgs++;
+		smtp_server_enter_state(s, SRV_HELO);
+		break;
+	case PEND_RESET:
+		smtp_server_enter_state(s, SRV_HELO);
+		break;
+	case PEND_HELO:
+	case PEND_EHLO:
+		smtp_server_enter_state(s, SRV_HELO);
+		smtp_server_greet(s, p == PEND_EHLO);
+		event_active(s->resume, EV_TIMEOUT, 0);
+		return;
+	case PEND_NONE:
+		log_panic("reply with nothing pending (%d)", code);
+	}
+	smtp_server_vreply(s, code, enh, text);
+	/* Continue with pipelined input from our own callback. */
+	event_active(s->resume, EV_TIMEOUT, 0);
+}
+
+/* ---- input -------------------------------------------------------------- */
+
+/* The whole message is in: refuse what the rules refuse, else relay. */
+static void
+smtp_server_body_done(struct smtp_session *s)
+{
+	unsigned f = s->rx.flags;
+	char text[128];
+
+	smtp_server_busy(s, PEND_DATA);
+	if (f & SMTP_DATA_TOO_BIG) {
+		s->pending = PEND_RESET;
+		txn_abort(s->txn, 552, "5.3.4", "Message size exceeds fixed limit");
+		return;
+	}
+	if (f & (SMTP_DATA_BARE_CR | SMTP_DATA_BARE_LF | SMTP_DATA_NUL)) {
+		log_msg(LOG_WARN, s->sid, "bad-data", "flags=0x%x", f);
+		s->pending = PEND_RESET;
+		txn_abort(s->txn, 554, "5.6.0", "Message refused: bare CR, "
+		    "bare LF or NUL in message data; use CRLF line endings");
+		return;
+	}
+	if (f & SMTP_DATA_LONG_LINE) {
+		snprintf(text, sizeof(text),
+		    "Message refused: a line is longer than %u octets",
+		    s->cfg->limits.max_data_line);
+		s->pending = PEND_RESET;
+		txn_abort(s->txn, 554, "5.6.0", text);
+		return;
+	}
+	txn_data_end(s->txn);
+}
+
+/* Feed buffered input to the DATA state machine. Returns 1 when done. */
+static int
+smtp_server_body(struct smtp_session *s)
+{
+	struct evbuffer *in = bufferevent_get_input(s->bev);
+	struct evbuffer_iovec iov[8];
+	size_t used = 0;
+	int n, i, done = 0;
+
+	while (!done && evbuffer_get_length(in) > 0) {
+		n = evbuffer_peek(in, -1, NULL, iov, 8);
+		if (n > 8)
+			n = 8;
+		used = 0;
+		for (i = 0; i < n && !done; i++) {
+			long r = smtp_data_rx_feed(&s->rx, iov[i].iov_base,
+			    iov[i].iov_len, txn_content(s->txn), &done);
+
+			if (r < 0) {
+				evbuffer_drain(in, used);
+				smtp_server_reply(s, 451, "4.3.0",
+				    "Out of memory, try again later");
+				smtp_server_close(s, "nomem");
+				return 0;
+			}
+			used += (size_t)r;
+		}
+		evbuffer_drain(in, used);
+	}
+	if (!done)
+		return 0;
+	smtp_server_body_done(s);
+	return 1;
+}
+
+static const struct smtp_server_cmd *
+smtp_server_lookup(enum smtp_verb v)
+{
+	for (size_t i = 0; i < sizeof(smtp_server_cmds) /
+	    sizeof(smtp_server_cmds[0]); i++)
+		if (smtp_server_cmds[i].verb == v)
+			return &smtp_server_cmds[i];
+	return NULL;
+}
+
+static void
+smtp_server_command(struct smtp_session *s, const char *line, size_t len)
+{
+	const struct smtp_server_cmd *c;
+	struct smtp_cmd cmd;
+	char q[128];
+
+	s->ncmds++;
+	log_msg(LOG_DEBUG, s->sid, "command", "line=%s",
+	    log_quote(q, sizeof(q), line, len));
+	if (memchr(line, '\0', len) != NULL || memchr(line, '\r', len) != NULL) {
+		smtp_server_reply(s, 500, "5.5.2",
+		    "Error: invalid characters in command");
+		return;
+	}
+	if (smtp_cmd_parse(line, len, &cmd) == -1) {
+		smtp_server_reply(s, 501, "5.5.4", "Syntax error in parameters");
+		return;
+	}
+	if (cmd.verb == SMTP_CMD_UNKNOWN ||
+	    (c = smtp_server_lookup(cmd.verb)) == NULL) {
+		smtp_server_reply(s, 500, "5.5.2", "Error: command not recognized");
+		return;
+	}
+	if (!(c->states & S(s->state))) {
+		smtp_server_reply(s, 503, NULL, "%s", c->badseq ? c->badseq :
+		    "5.5.1 Error: bad sequence of commands");
+		return;
+	}
+	c->proceed(s, &cmd);
+	if (!(s->flags & SF_BUSY) && s->state != SRV_BODY &&
+	    s->state != SRV_CLOSING)
+		smtp_server_arm(s, s->cfg->timeouts.command);
+}
+
+static void
+smtp_server_process(struct smtp_session *s)
+{
+	static char line[65536 + 1];
+	struct evbuffer *in = bufferevent_get_input(s->bev);
+	struct evbuffer_ptr p;
+	size_t len, max = s->cfg->limits.max_command_line;
+
+	for (;;) {
+		if ((s->flags & SF_BUSY) || s->state == SRV_CLOSING)
+			return;
+		if (s->errors >= s->cfg->limits.max_errors) {
+			smtp_server_reply(s, 421, "4.7.0", "%s Error: too many errors",
+			    s->cfg->helo_name);
+			smtp_server_close(s, "errors");
+			return;
+		}
+		if (s->state == SRV_BODY) {
+			if (!smtp_server_body(s))
+				return;
+			continue;
+		}
+		/* Replies the client does not read: stop taking commands. */
+		if (evbuffer_get_length(bufferevent_get_output(s->bev)) >
+		    SRV_OUTPUT_MAX)
+			return;
+		if ((len = evbuffer_get_length(in)) == 0)
+			return;
+		p = evbuffer_search(in, "\n", 1, NULL);
+		if (s->flags & SF_SKIPLINE) {
+			if (p.pos == -1) {
+				evbuffer_drain(in, len);
+				return;
+			}
+			evbuffer_drain(in, (size_t)p.pos + 1);
+			s->flags &= ~SF_SKIPLINE;
+			continue;
+		}
+		/* The limit is decided on the buffer, before any parsing. */
+		if (p.pos == -1) {
+			if (len >= max) {
+				evbuffer_drain(in, len);
+				s->flags |= SF_SKIPLINE;
+				smtp_server_reply(s, 500, "5.5.2",
+				    "Error: line too long");
+			}
+			return;
+		}
+		len = (size_t)p.pos + 1;
+		if (len > max) {
+			evbuffer_drain(in, len);
+			smtp_server_reply(s, 500, "5.5.2", "Error: line too long");
+			continue;
+		}
+		evbuffer_remove(in, line, len);
+		if (len < 2 || line[len - 2] != '\r') {
+			smtp_server_reply(s, 500, "5.5.2",
+			    "Error: bare LF received; commands end with CRLF");
+			continue;
+		}
+		smtp_server_command(s, line, len - 2);
+	}
+}
+
+/* ---- event callbacks ---------------------------------------------------- */
+
+static void
+smtp_server_readcb(struct bufferevent *bev, void *arg)
+{
+	smtp_server_process(arg);
+}
+
+static void
+smtp_server_writecb(struct bufferevent *bev, void *arg)
+{
+	struct smtp_session *s = arg;
+
+	if (s->state == SRV_CLOSING) {
+		smtp_server_free(s);
+		return;
+	}
+	/* Output drained below the cap: pending commands may go on. */
+	smtp_server_process(s);
+}
+
+static void
+smtp_server_resume(evutil_socket_t fd, short ev, void *arg)
+{
+	struct smtp_session *s = arg;
+
+	if (s->state == SRV_CLOSING) {
+		if (evbuffer_get_length(bufferevent_get_output(s->bev)) == 0)
+			smtp_server_free(s);
+		return;
+	}
+	if (!(s->flags & SF_BUSY) && s->state != SRV_BODY)
+		smtp_server_arm(s, s->cfg->timeouts.command);
+	smtp_server_process(s);
+}
+
+static void
+smtp_server_eventcb(struct bufferevent *bev, short what, void *arg)
+{
+	struct smtp_session *s = arg;
+
+	if (s->state != SRV_CLOSING)
+		s->close_reason = (what & BEV_EVENT_EOF) ? "eof" : "error";
+	if (s->state == SRV_BODY || s->state == SRV_MAIL ||
+	    s->state == SRV_RCPT || (s->flags & SF_BUSY))
+		log_msg(LOG_WARN, s->sid, "lost", "client=%s state=%s",
+		    s->peerstr, smtp_server_strstate(s->state));
+	smtp_server_free(s);
+}
+
+static void
+smtp_server_timeout(evutil_socket_t fd, short ev, void *arg)
+{
+	struct smtp_session *s = arg;
+	struct timespec now;
+	double elapsed, allowed;
+
+	if (s->state == SRV_CLOSING) {
+		smtp_server_free(s);
+		return;
+	}
+	if (s->state == SRV_BODY && s->cfg->limits.min_data_rate > 0) {
+		/* Data earns time at min_data_rate: only tricklers run out. */
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		elapsed = (double)(now.tv_sec - s->t_body.tv_sec) +
+		    (double)(now.tv_nsec - s->t_body.tv_nsec) / 1e9;
+		allowed = (double)s->cfg->timeouts.data +
+		    (double)s->rx.wire / s->cfg->limits.min_data_rate;
+		if (elapsed + 0.5 < allowed) {
+			smtp_server_arm(s, (unsigned)(allowed - elapsed + 0.5));
+			return;
+		}
+	}
+	log_msg(LOG_INFO, s->sid, "timeout", "state=%s",
+	    smtp_server_strstate(s->state));
+	smtp_server_reply(s, 421, "4.4.2", "%s Error: timeout exceeded",
+	    s->cfg->helo_name);
+	smtp_server_close(s, "timeout");
+}
