@@ -31,6 +31,7 @@ SIM_SRC    := $(wildcard mta-sim/*.c)
 UNIT_SRC   := $(wildcard tests/unit/*_test.c)
 E2E_SRC    := $(wildcard tests/e2e/*_test.c)
 E2E_LIB    := $(filter-out %_test.c,$(wildcard tests/e2e/*.c))
+BENCH_SRC  := $(wildcard bench/*_bench.c)
 
 obj = $(patsubst %.c,$(BUILD)/%.o,$(1))
 
@@ -38,6 +39,7 @@ COMMON_LIB := $(BUILD)/libcommon.a
 PROXY_LIB  := $(BUILD)/libproxy.a
 UNIT_BINS  := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(UNIT_SRC))
 E2E_BINS   := $(patsubst tests/e2e/%.c,$(BUILD)/tests/e2e/%,$(E2E_SRC))
+BENCH_BINS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 
 .PHONY: all deps test unit unit-asan e2e demo bench clean check-deps
 
@@ -79,6 +81,9 @@ $(BUILD)/tests/unit/%: $(BUILD)/tests/unit/%.o $(PROXY_LIB) $(COMMON_LIB)
 $(BUILD)/tests/e2e/%: $(BUILD)/tests/e2e/%.o $(call obj,$(E2E_LIB)) $(COMMON_LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(CHECK_LIBS)
 
+$(BUILD)/bench/%: $(BUILD)/bench/%.o $(PROXY_LIB) $(COMMON_LIB)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
 unit: check-deps $(UNIT_BINS)
 	@tests/run-unit.sh $(UNIT_BINS)
 
@@ -96,6 +101,10 @@ test: check-deps
 
 demo: check-deps all
 	@scripts/demo.sh
+
+# Benchmarks print numbers; they never pass or fail on timing.
+bench: check-deps all $(BENCH_BINS)
+	@for b in $(BENCH_BINS); do echo "== $$b"; $$b || exit 1; done
 
 clean:
 	rm -rf build build-asan bin/mailprevent bin/mta-sim

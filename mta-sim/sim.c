@@ -76,7 +76,25 @@ sim_resolve(const char *hostport, int need_port, struct sockaddr_storage *ss,
 	struct addrinfo hints, *res;
 	char port[8];
 
-	if (netaddr_parse_hostport(hostport, &hp, err) == -1)
+	size_t n = strlen(hostport);
+
+	/*
+	 * netaddr refuses port 0, but a listener wants it: "pick one".
+	 * Parse the host alone then (it is still checked).
+	 */
+	if (!need_port && n > 2 && strcmp(hostport + n - 2, ":0") == 0 &&
+	    strchr(hostport, ':') == hostport + n - 2) {
+		char host[NETADDR_HOST_MAX + 1];
+
+		if (n - 2 >= sizeof(host)) {
+			*err = "address too long";
+			return -1;
+		}
+		memcpy(host, hostport, n - 2);
+		host[n - 2] = '\0';
+		if (netaddr_parse_hostport(host, &hp, err) == -1)
+			return -1;
+	} else if (netaddr_parse_hostport(hostport, &hp, err) == -1)
 		return -1;
 	if (need_port && hp.port == 0) {
 		*err = "a port is required (HOST:PORT)";

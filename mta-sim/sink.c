@@ -819,8 +819,9 @@ sink_command(struct sink_session *s, const char *line, size_t len)
 		code = 554;
 		enh = "5.5.1";
 		text = "No valid recipients";
-	} else if (c->check != NULL && c->check(s, &cmd, &code, &enh, &text) == 0)
-		code = 0;
+	} else if (c->check != NULL &&
+	    c->check(s, &cmd, &code, &enh, &text) == 0)
+		code = 0;	/* the codec may set *code even on success */
 
 	if (c->when != RULES__COUNT &&
 	    sink_rule(s, c->when, c->verb == SMTP_CMD_RCPT && code == 0 ?
@@ -874,9 +875,12 @@ sink_greet(struct sink_session *s)
 static int
 sink_cmd_next(struct sink_session *s)
 {
-	const char *p = s->in.data + s->in_off, *nl;
+	const char *p, *nl;
 	size_t avail = s->in.len - s->in_off, len;
 
+	if (avail == 0)
+		return 0;
+	p = s->in.data + s->in_off;
 	/* The limit is decided on the buffer, before any parsing. */
 	if ((nl = memchr(p, '\n', avail)) == NULL) {
 		if (avail > SINK_LINE_MAX + 1) {
@@ -907,7 +911,7 @@ static int
 sink_data_next(struct sink_session *s)
 {
 	const struct rules_action *ov;
-	const char *p = s->in.data + s->in_off;
+	const char *p;
 	size_t avail = s->in.len - s->in_off;
 	uint64_t raw_cap;
 	long n;
@@ -915,6 +919,7 @@ sink_data_next(struct sink_session *s)
 
 	if (avail == 0)
 		return 0;
+	p = s->in.data + s->in_off;
 	if (!s->body_seen) {
 		if (sink_rule(s, RULES_BODY, NULL, &ov) == SINK_STOP)
 			return 0;

@@ -158,6 +158,13 @@ static const struct {
 	{ "timeouts",	config_timeouts_keys },
 };
 
+/* config_walk() keeps one "seen" slot per key (plus the NULL end). */
+#define NKEYS(t)	(sizeof(t) / sizeof((t)[0]) - 1)
+_Static_assert(NKEYS(config_top_keys) <= CONFIG_KEYS_MAX, "top keys");
+_Static_assert(NKEYS(config_next_hop_keys) <= CONFIG_KEYS_MAX, "next_hop");
+_Static_assert(NKEYS(config_limits_keys) <= CONFIG_KEYS_MAX, "limits");
+_Static_assert(NKEYS(config_timeouts_keys) <= CONFIG_KEYS_MAX, "timeouts");
+
 static void
 config_error(struct config_ctx *ctx, unsigned long line, const char *fmt, ...)
 {
@@ -303,11 +310,16 @@ config_is_ip(const char *s)
 	    inet_pton(AF_INET6, s, &a6) == 1;
 }
 
-/* RFC 1035 host name: letters, digits and inner hyphens; labels 1-63. */
+/*
+ * RFC 1035 host name: letters, digits and inner hyphens; labels 1-63.  An
+ * all-digit last label is refused so that "192.0.2.1" is not taken for a
+ * name (EHLO wants "[192.0.2.1]" for that).
+ */
 static int
 config_is_hostname(const char *s, size_t len)
 {
 	size_t i, label = 0;
+	int digits = 1;
 
 	if (len == 0 || len > 253)
 		return 0;
@@ -318,8 +330,11 @@ config_is_hostname(const char *s, size_t len)
 			if (label == 0 || s[i - 1] == '-')
 				return 0;
 			label = 0;
+			digits = 1;
 			continue;
 		}
+		if (c < '0' || c > '9')
+			digits = 0;
 		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
 		    (c >= '0' && c <= '9') || c == '-'))
 			return 0;
@@ -328,7 +343,7 @@ config_is_hostname(const char *s, size_t len)
 		if (++label > 63)
 			return 0;
 	}
-	return label > 0 && s[len - 1] != '-';
+	return label > 0 && s[len - 1] != '-' && !digits;
 }
 
 /* RFC 5321 4.1.3 address literal: "[1.2.3.4]" or "[IPv6:...]". */
@@ -353,18 +368,34 @@ config_is_address_literal(const char *s, size_t len)
 }
 
 /*
- * Whether "host:port" text names a port at all.  netaddr reports a missing
- * port as 0, so an explicit ":0" has to be told apart here.  A bare IPv6
- * literal (several colons, no brackets) has no port.
+ * The colon before the port in "host:port" text, or NULL when there is no
+ * port.  A bare IPv6 literal (several colons, no brackets) has none.
  */
-static int
-config_has_port(const char *s)
+static const char *
+config_port_colon(const char *s)
 {
 	const char *c;
 
 	if (s[0] == '[')
-		return (c = strchr(s, ']')) != NULL && c[1] == ':';
-	return (c = strchr(s, ':')) != NULL && strchr(c + 1, ':') == NULL;
+		return (c = strchr(s, ']')) != NULL && c[1] == ':' ? c + 1 : NULL;
+	if ((c = strchr(s, ':')) != NULL && strchr(c + 1, ':') == NULL)
+		return c;
+	return NULL;
+}
+
+/*
+ * netaddr refuses port 0, and reports a missing port as 0.  Port 0 means
+ * "any free port" for listen and is a mistake in a host entry, so it is
+ * recognised here: returns the colon before an all-zero port, or NULL.
+ */
+static const char *
+config_port_zero(const char *s)
+{
+	const char *c = config_port_colon(s);
+
+	if (c == NULL || c[1] == '\0' || strspn(c + 1, "0") != strlen(c + 1))
+		return NULL;
+	return c;
 }
 
 /* Decimal digits only: YAML 1.1 would read 010 as octal and 0x10 as hex. */
@@ -547,14 +578,23 @@ static void
 config_string_listen(struct config_ctx *ctx, const struct config_key *k,
     const char *keypath, yaml_node_t *v)
 {
+	char q[QBUF], host[NETADDR_HOST_MAX + 16];
+	const char *s, *err, *zero;
 	struct hostport hp;
-	const char *s, *err;
-	char q[QBUF];
 	size_t len;
+	int r;
 
 	if ((s = config_scalar(ctx, keypath, v, &len)) == NULL)
 		return;
-	if (netaddr_parse_hostport(s, &hp, &err) == -1) {
+	/* Port 0 is allowed here: the kernel picks one (tests use it). */
+	if ((zero = config_port_zero(s)) != NULL &&
+	    (size_t)(zero - s) < sizeof(host)) {
+		memcpy(host, s, (size_t)(zero - s));
+		host[zero - s] = '\0';
+		r = netaddr_parse_hostport(host, &hp, &err);
+	} else
+		r = netaddr_parse_hostport(s, &hp, &err);
+	if (r == -1) {
 		config_error(ctx, config_line(v), "%s: %s: %s", keypath,
 		    config_quote(q, sizeof(q), s, len), err);
 		return;
@@ -565,8 +605,9 @@ config_string_listen(struct config_ctx *ctx, const struct config_key *k,
 		    config_quote(q, sizeof(q), s, len));
 		return;
 	}
-	/* Port 0 is allowed here: the kernel picks one (tests use it). */
-	if (!config_has_port(s))
+	if (zero != NULL)
+		hp.port = 0;
+	else if (config_port_colon(s) == NULL)
 		hp.port = CONFIG_DEFAULT_LISTEN_PORT;
 	ctx->cf->listen = hp;
 }
@@ -735,14 +776,14 @@ config_list_hosts(struct config_ctx *ctx, const struct config_key *k,
 		snprintf(path, sizeof(path), "%s[%zu]", keypath, i);
 		if ((s = config_scalar(ctx, path, item, &len)) == NULL)
 			continue;
+		if (config_port_zero(s) != NULL) {
+			config_error(ctx, config_line(item), "%s: %s: port 0 is "
+			    "not allowed", path, config_quote(q, sizeof(q), s, len));
+			continue;
+		}
 		if (netaddr_parse_hostport(s, &hp, &err) == -1) {
 			config_error(ctx, config_line(item), "%s: %s: %s", path,
 			    config_quote(q, sizeof(q), s, len), err);
-			continue;
-		}
-		if (hp.port == 0 && config_has_port(s)) {
-			config_error(ctx, config_line(item), "%s: %s: port 0 is "
-			    "not allowed", path, config_quote(q, sizeof(q), s, len));
 			continue;
 		}
 		cf->hosts[cf->nhosts++] = hp;
@@ -1122,6 +1163,10 @@ config_defaults(void)
 	cf->timeouts.data_block = 180;
 	cf->timeouts.data_done = 300;
 	cf->timeouts.shutdown = 30;
+	cf->policy_limits.instructions = 50000000;
+	cf->policy_limits.memory = 256 * 1024 * 1024;
+	cf->notify.retries = 3;
+	cf->notify.retry_delay = 60;
 	return cf;
 }
 
@@ -1171,6 +1216,10 @@ config_unref(struct config *cf)
 	for (i = 0; i < cf->ndomains; i++)
 		free(cf->domains[i]);
 	free(cf->domains);
+	for (i = 0; i < cf->npolicies; i++)
+		free(cf->policies[i]);
+	free(cf->policies);
+	free(cf->incident_log);
 	free(cf->hosts);
 	free(cf->path);
 	free(cf);

@@ -12,6 +12,7 @@
 #include "buf.h"
 #include "log.h"
 #include "netaddr.h"
+#include "policy.h"
 
 enum config_mode { MODE_FORWARD = 0, MODE_REFLECT };
 
@@ -39,11 +40,12 @@ struct config_timeouts {			/* seconds */
 struct config {
 	int			 refcnt;
 	char			*path;
-	struct hostport		 listen;		/* port default 10025 */
+	struct hostport		 listen;		/* IP literal; port default 10025, 0 = ephemeral */
 	enum config_mode	 mode;
 	uint16_t		 resubmit_port;		/* 10026 */
 	int			 mx_lookup;
-	struct hostport		*hosts;			/* next_hop.hosts */
+	struct hostport		*hosts;			/* next_hop.hosts; a missing port is
+							   filled from resubmit_port, so never 0 */
 	size_t			 nhosts;
 	char			**domains;		/* next_hop.domains */
 	size_t			 ndomains;
@@ -55,12 +57,24 @@ struct config {
 	enum log_level		 log_level;		/* info */
 	struct config_limits	 limits;
 	struct config_timeouts	 timeouts;
+
+	/* Detection (docs/lua-api.md). */
+	char			**policies;		/* files or globs */
+	size_t			 npolicies;
+	struct policy_limits	 policy_limits;
+	struct policy_set	*policy_set;		/* loaded with the config */
+	char			*incident_log;		/* path, or NULL = none */
+	struct {
+		char		 sender[256];		/* "" = mailprevent@helo_name */
+		unsigned	 retries;		/* 3 */
+		unsigned	 retry_delay;		/* seconds, 60; doubles each time */
+	} notify;
 };
 
 /*
  * Load and validate path. On any error returns NULL and appends one
  * "file:line: message\n" per problem to errors (all problems, not just
- * the first).
+ * the first; line 0 means the file as a whole). errors may be NULL.
  */
 struct config	*config_load(const char *path, struct buf *errors);
 /* Defaults only (used by tests and as the base of config_load). */

@@ -803,15 +803,15 @@ dns_new(struct event_base *base, const char *const *servers,
 	size_t n = 0, i;
 	int optmask, r;
 
+	if (timeout_ms > INT_MAX || tries > INT_MAX) {
+		snprintf(errbuf, errlen, "DNS timeout or tries too large");
+		return NULL;
+	}
 	if (servers != NULL) {
 		while (servers[n] != NULL)
 			n++;
 		if (n == 0) {
 			snprintf(errbuf, errlen, "empty DNS server list");
-			return NULL;
-		}
-		if (timeout_ms > INT_MAX || tries > INT_MAX) {
-			snprintf(errbuf, errlen, "DNS timeout or tries too large");
 			return NULL;
 		}
 		if ((nodes = calloc(n, sizeof(*nodes))) == NULL) {

@@ -57,6 +57,7 @@ struct cli {
 };
 
 static char		 h_base[256];	/* set in the runner, inherited by tests */
+static char		 h_testdir[300];	/* h_base/t-PID: this test's own */
 static struct proc	*h_procs[H_MAX_PROCS];
 static size_t		 h_nprocs;
 static struct cli	*h_clis[H_MAX_CLIS];
@@ -69,6 +70,7 @@ static unsigned		 h_seq;
 static int		 h_failing;	/* h_fail is running: no recursion */
 
 static void	h_pump(int fd, short events, int ms, int *ready);
+static void	h_kill_all(void);
 static void	proc_reap(struct proc *);
 
 /*
@@ -133,6 +135,7 @@ h_vfail(const char *file, int line, const char *expr, const char *fmt,
 		    line, msg, expr ? " -- " : "", expr ? expr : "");
 		h_dump();
 		fprintf(stderr, "==== end of failure dump\n");
+		h_kill_all();
 	}
 	ck_abort_msg("%s:%d: %s%s%s", file, line, msg, expr ? " -- " : "",
 	    expr ? expr : "");
@@ -226,9 +229,9 @@ h_tmpdir(const char *tag)
 {
 	char *path;
 
-	if (h_base[0] == '\0')
-		H_DIE("no base directory: is h_suite_setup an unchecked fixture?");
-	path = h_strf("%s/%s-%u", h_base, tag, h_seq++);
+	if (h_testdir[0] == '\0')
+		H_DIE("no test directory: are the fixtures from h_tcase()?");
+	path = h_strf("%s/%s-%u", h_testdir, tag, h_seq++);
 	if (mkdir(path, 0700) == -1)
 		H_DIE("mkdir %s: %s", path, strerror(errno));
 	return path;
@@ -509,6 +512,16 @@ h_setup(void)
 
 	/* A test writing to a socket the peer closed must fail, not die. */
 	signal(SIGPIPE, SIG_IGN);
+	/*
+	 * Each test is a fresh fork of the runner: counters start over, so
+	 * the test's pid keeps its directories apart from earlier tests'.
+	 */
+	if (h_base[0] == '\0')
+		H_DIE("no base directory: is h_suite_setup an unchecked fixture?");
+	snprintf(h_testdir, sizeof(h_testdir), "%s/t-%ld", h_base,
+	    (long)getpid());
+	if (mkdir(h_testdir, 0700) == -1)
+		H_DIE("mkdir %s: %s", h_testdir, strerror(errno));
 	for (i = 0; i < sizeof(progs) / sizeof(progs[0]); i++) {
 		char *p = h_strf("%s/%s", h_bindir(), progs[i]);
 
@@ -669,6 +682,27 @@ h_dump(void)
 /*
  * Processes.
  */
+
+/*
+ * On a failure Check _exit()s the test process without teardown: kill and
+ * reap the children first, so they do not linger as zombies.
+ */
+static void
+h_kill_all(void)
+{
+	size_t i;
+
+	for (i = 0; i < h_nprocs; i++) {
+		proc_reap(h_procs[i]);
+		if (h_procs[i]->exited)
+			continue;
+		h_procs[i]->stopping = 1;
+		kill(h_procs[i]->pid, SIGKILL);
+		if (waitpid(h_procs[i]->pid, &h_procs[i]->status, 0) ==
+		    h_procs[i]->pid)
+			h_procs[i]->exited = 1;
+	}
+}
 
 static void
 proc_reap(struct proc *p)

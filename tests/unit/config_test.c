@@ -39,13 +39,6 @@ tmp_write(const char *text, size_t len)
 	return path;
 }
 
-static void
-tmp_remove(char *path)
-{
-	unlink(path);
-	free(path);
-}
-
 /* Load text that must be valid; a failure shows the errors. */
 static struct config *
 load_ok(const char *text)
@@ -56,12 +49,13 @@ load_ok(const char *text)
 
 	path = tmp_write(text, strlen(text));
 	cf = config_load(path, &err);
+	unlink(path);		/* before any assertion can end the test */
 	ck_assert_msg(cf != NULL, "config rejected:\n%s\n---\n%s", text,
 	    err.len ? buf_cstr(&err) : "(no message)");
 	ck_assert_uint_eq(err.len, 0);
 	ck_assert_str_eq(cf->path, path);
 	buf_free(&err);
-	tmp_remove(path);
+	free(path);
 	return cf;
 }
 
@@ -80,6 +74,7 @@ load_errors(const char *text, size_t len)
 	path = tmp_write(text, len);
 	plen = strlen(path);
 	cf = config_load(path, &err);
+	unlink(path);
 	ck_assert_msg(cf == NULL, "config accepted:\n%s", text);
 	ck_assert_msg(err.len > 0, "config rejected without a message");
 	buf_cstr(&err);
@@ -94,7 +89,7 @@ load_errors(const char *text, size_t len)
 	res = strdup(buf_cstr(&out));
 	buf_free(&out);
 	buf_free(&err);
-	tmp_remove(path);
+	free(path);
 	return res;
 }
 
@@ -390,6 +385,8 @@ START_TEST(listen_forms)
 		{ "127.0.0.9:25", "127.0.0.9", 25 },
 		{ "\"[::1]:2525\"", "::1", 2525 },
 		{ "\"[::1]\"", "::1", 10025 },
+		{ "\"[::1]:0\"", "::1", 0 },
+		{ "\"::1\"", "::1", 10025 },	/* bare IPv6: no port */
 		{ "\"0.0.0.0:10025\"", "0.0.0.0", 10025 },
 	};
 	char text[256];
@@ -664,9 +661,10 @@ static const struct bad_case {
 	    "2: next_hop.hosts[0]: value contains a CR, LF or NUL character\n" },
 	{ "bad domain",
 	    "next_hop:\n  mx_lookup: true\n  domains:\n    - example.com\n"
-	    "    - -bad.example\n    - \"a..b\"\n",
+	    "    - -bad.example\n    - \"a..b\"\n    - 192.0.2.1\n",
 	    "5: next_hop.domains[1]: \"-bad.example\" is not a valid domain name\n"
-	    "6: next_hop.domains[2]: \"a..b\" is not a valid domain name\n" },
+	    "6: next_hop.domains[2]: \"a..b\" is not a valid domain name\n"
+	    "7: next_hop.domains[3]: \"192.0.2.1\" is not a valid domain name\n" },
 
 	/* helo_name, source_address */
 	{ "helo_name with a space",
@@ -682,6 +680,10 @@ static const struct bad_case {
 	{ "helo_name with a bad address literal",
 	    HOSTS "helo_name: \"[192.0.2]\"\n",
 	    "3: helo_name: \"[192.0.2]\" is not a valid host name or address "
+	    "literal such as \"[192.0.2.1]\"\n" },
+	{ "helo_name is a bare IP address",
+	    HOSTS "helo_name: 192.0.2.1\n",
+	    "3: helo_name: \"192.0.2.1\" is not a valid host name or address "
 	    "literal such as \"[192.0.2.1]\"\n" },
 	{ "helo_name empty",
 	    HOSTS "helo_name: \"\"\n",

@@ -1,0 +1,837 @@
+/*
+ * sender: an SMTP client that sends N messages over M parallel sessions
+ * and reports every reply. Messages are shared out among the sessions up
+ * front, so a session that cannot connect leaves its share counted under
+ * errors instead of quietly handing it to the others.
+ */
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "buf.h"
+#include "log.h"
+#include "sim.h"
+#include "smtp_addr.h"
+#include "smtp_data.h"
+#include "smtp_reply.h"
+
+#define SENDER_SIZE_DEFAULT	1024
+#define SENDER_TIMEOUT_DEFAULT	30.0
+#define SENDER_DATA_MAX		(256 * 1024 * 1024)
+#define SENDER_LINE_WIDTH	76
+
+enum sender_state {
+	SENDER_CONNECTING,
+	SENDER_GREETING,
+	SENDER_EHLO,
+	SENDER_HELO,
+	SENDER_MAIL,		/* waiting for the MAIL reply */
+	SENDER_RCPT,		/* waiting for RCPT replies */
+	SENDER_DATA,		/* waiting for the DATA reply */
+	SENDER_DOT,		/* content sent, waiting for the final reply */
+	SENDER_RSET,
+	SENDER_QUIT,
+	SENDER_DONE		/* freed by the outermost callback */
+};
+
+enum sender_outcome {
+	SENDER_ACCEPTED = 0,
+	SENDER_TEMPFAIL,
+	SENDER_PERMFAIL,
+	SENDER_ERROR,
+	SENDER__OUTCOMES
+};
+
+struct sender {
+	struct event_base	*base;
+	struct sockaddr_storage	 ss;
+	socklen_t		 sslen;
+	const char		*from;		/* without <>; "" = null path */
+	const char		**rcpts;
+	size_t			 nrcpt;
+	unsigned long		 count;
+	unsigned long		 nsessions;
+	struct buf		 data;		/* --data, stuffed once for all */
+	int			 have_data;
+	size_t			 size;
+	const char		*subject;
+	const char		*helo;
+	struct timeval		 timeout;
+	int			 quiet;
+	struct buf		 mail_params;	/* " P1 P2" or "" */
+	struct buf		 rcpt_params;
+	unsigned long		 next_msg;
+	unsigned long		 sent;
+	unsigned long		 outcome[SENDER__OUTCOMES];
+	unsigned long		 live;
+};
+
+struct sender_session {
+	struct sender		*snd;
+	unsigned long		 id;
+	char			 sid[24];
+	struct bufferevent	*bev;
+	enum sender_state	 state;
+	unsigned long		 todo;		/* messages without an outcome yet */
+	unsigned long		 msg;		/* current message, 0 = none */
+	int			 counted;	/* current message has its outcome */
+	int			 pipelining;
+	int			 mail_ok;
+	size_t			 rcpt_replies;
+	size_t			 rcpt_ok;
+	int			 rcpt_temp;	/* some RCPT got a 4xx */
+	enum sender_outcome	 fail;		/* why the transaction failed */
+	int			 doomed;	/* 354 with nothing to send */
+	struct smtp_reply	 reply;
+};
+
+static const char *
+sender_strstate(enum sender_state st)
+{
+	static const char *const names[] = {
+		"connecting", "greeting", "ehlo", "helo", "mail", "rcpt",
+		"data", "dot", "rset", "quit", "done"
+	};
+
+	return (unsigned)st < sizeof(names) / sizeof(names[0]) ? names[st] : "?";
+}
+
+/* The command whose reply is awaited in each state, for the report. */
+static const char *
+sender_cmdname(enum sender_state st)
+{
+	static const char *const names[] = {
+		"CONNECT", "CONNECT", "EHLO", "HELO", "MAIL", "RCPT",
+		"DATA", "DOT", "RSET", "QUIT", "-"
+	};
+
+	return (unsigned)st < sizeof(names) / sizeof(names[0]) ? names[st] : "?";
+}
+
+static void
+sender_enter_state(struct sender_session *s, enum sender_state st)
+{
+	log_msg(LOG_DEBUG, s->sid, "state", "from=%s to=%s",
+	    sender_strstate(s->state), sender_strstate(st));
+	s->state = st;
+}
+
+static enum sender_outcome
+sender_class(int code)
+{
+	return code / 100 == 2 ? SENDER_ACCEPTED :
+	    code / 100 == 4 ? SENDER_TEMPFAIL : SENDER_PERMFAIL;
+}
+
+static void
+sender_print_reply(struct sender_session *s)
+{
+	struct buf line = BUF_INIT, text = BUF_INIT;
+	struct smtp_reply *r = &s->reply;
+	int rc = 0;
+
+	if (s->snd->quiet)
+		return;
+	if (r->enh[0] != '\0')
+		rc = buf_appendf(&text, "%s ", r->enh);
+	if (rc == 0)
+		rc = buf_append(&text, r->text.data ? r->text.data : "",
+		    r->text.len);
+	if (rc == 0)
+		rc = buf_appendf(&line, "session=%lu msg=%lu cmd=%s code=%d text=",
+		    s->id, s->msg, sender_cmdname(s->state), r->code);
+	if (rc == 0)
+		rc = sim_quote(&line, text.data ? text.data : "", text.len);
+	if (rc == 0 && buf_append(&line, "\n", 1) == 0) {
+		fwrite(line.data, 1, line.len, stdout);
+		fflush(stdout);
+	}
+	buf_free(&line);
+	buf_free(&text);
+}
+
+static void
+sender_print_error(struct sender_session *s, const char *what)
+{
+	log_msg(LOG_WARN, s->sid, "error", "what=%s state=%s", what,
+	    sender_strstate(s->state));
+	if (s->snd->quiet)
+		return;
+	printf("session=%lu msg=%lu cmd=%s error=%s\n", s->id, s->msg,
+	    sender_cmdname(s->state), what);
+	fflush(stdout);
+}
+
+static void
+sender_write(struct sender_session *s, const char *data, size_t len)
+{
+	if (bufferevent_write(s->bev, data, len) == -1)
+		log_fatal("bufferevent_write: out of memory");
+}
+
+static void
+sender_cmd(struct sender_session *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void
+sender_cmd(struct sender_session *s, const char *fmt, ...)
+{
+	struct buf line = BUF_INIT;
+	va_list ap;
+	int r;
+
+	va_start(ap, fmt);
+	r = buf_vappendf(&line, fmt, ap);
+	va_end(ap);
+	if (r == -1 || buf_append(&line, "\r\n", 2) == -1)
+		log_fatal("out of memory");
+	sender_write(s, line.data, line.len);
+	buf_free(&line);
+}
+
+/* Give the current message its outcome (once). */
+static void
+sender_msg_done(struct sender_session *s, enum sender_outcome o)
+{
+	if (s->msg == 0 || s->counted)
+		return;
+	s->counted = 1;
+	s->snd->outcome[o]++;
+	s->todo--;
+}
+
+/* Whatever the session has not finished gets outcome o. */
+static void
+sender_give_up(struct sender_session *s, enum sender_outcome o)
+{
+	sender_msg_done(s, o);
+	s->snd->outcome[o] += s->todo;
+	s->todo = 0;
+}
+
+/* The session is over, now. */
+static void
+sender_abort(struct sender_session *s, enum sender_outcome o)
+{
+	sender_give_up(s, o);
+	sender_enter_state(s, SENDER_DONE);
+}
+
+static void
+sender_make_message(struct sender_session *s, struct buf *content)
+{
+	struct sender *snd = s->snd;
+	char date[64];
+	time_t now = time(NULL);
+	struct tm tm;
+	size_t i, body = 0;
+	unsigned long line = 0;
+	int r;
+
+	gmtime_r(&now, &tm);
+	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S +0000", &tm);
+	r = buf_appendf(content, "Date: %s\r\nFrom: %s\r\nTo: ", date,
+	    snd->from[0] ? snd->from : "MAILER-DAEMON");
+	for (i = 0; i < snd->nrcpt && r == 0; i++)
+		r = buf_appendf(content, "%s%s", i ? ", " : "", snd->rcpts[i]);
+	if (r == 0 && snd->subject != NULL)
+		r = buf_appendf(content, "\r\nSubject: %s", snd->subject);
+	else if (r == 0)
+		r = buf_appendf(content, "\r\nSubject: mta-sim test message %lu",
+		    s->msg);
+	if (r == 0)
+		r = buf_appendf(content, "\r\nMessage-ID: <mta-sim.%ld.%lu.%lu@%s>"
+		    "\r\n\r\n", (long)getpid(), (unsigned long)now, s->msg,
+		    snd->helo);
+	while (r == 0 && body < snd->size) {
+		size_t start = content->len;
+
+		r = buf_appendf(content, "mta-sim message %lu line %06lu ",
+		    s->msg, ++line);
+		while (r == 0 && content->len - start < SENDER_LINE_WIDTH)
+			r = buf_append(content, "x", 1);
+		if (r == 0)
+			r = buf_append(content, "\r\n", 2);
+		body += content->len - start;
+	}
+	if (r == -1)
+		log_fatal("out of memory");
+}
+
+static void
+sender_send_content(struct sender_session *s)
+{
+	struct buf content = BUF_INIT, stuffed = BUF_INIT;
+
+	if (s->doomed) {
+		/* RFC 2920 §3.1: nothing to deliver, end the data at once. */
+		sender_write(s, ".\r\n", 3);
+		return;
+	}
+	if (s->snd->have_data) {
+		sender_write(s, s->snd->data.data, s->snd->data.len);
+		return;
+	}
+	sender_make_message(s, &content);
+	if (smtp_data_stuff(&stuffed, content.data, content.len) == -1)
+		log_fatal("out of memory");
+	sender_write(s, stuffed.data, stuffed.len);
+	buf_free(&content);
+	buf_free(&stuffed);
+}
+
+static void
+sender_rcpt_cmd(struct sender_session *s, size_t i)
+{
+	sender_cmd(s, "RCPT TO:<%s>%s", s->snd->rcpts[i],
+	    s->snd->rcpt_params.len ? s->snd->rcpt_params.data : "");
+}
+
+/* Start the next transaction, or say goodbye. */
+static void
+sender_next(struct sender_session *s)
+{
+	struct sender *snd = s->snd;
+	size_t i;
+
+	if (s->todo == 0) {
+		s->msg = 0;
+		sender_cmd(s, "QUIT");
+		sender_enter_state(s, SENDER_QUIT);
+		return;
+	}
+	s->msg = ++snd->next_msg;
+	snd->sent++;
+	s->counted = 0;
+	s->mail_ok = 0;
+	s->rcpt_replies = s->rcpt_ok = 0;
+	s->rcpt_temp = 0;
+	s->doomed = 0;
+	s->fail = SENDER_ERROR;
+	sender_cmd(s, "MAIL FROM:<%s>%s", snd->from,
+	    snd->mail_params.len ? snd->mail_params.data : "");
+	if (s->pipelining) {
+		/* RFC 2920: the whole envelope and DATA in one go. */
+		for (i = 0; i < snd->nrcpt; i++)
+			sender_rcpt_cmd(s, i);
+		sender_cmd(s, "DATA");
+	}
+	sender_enter_state(s, SENDER_MAIL);
+}
+
+/* The transaction failed before the content: count it, clean up, go on. */
+static void
+sender_txn_failed(struct sender_session *s, enum sender_outcome o)
+{
+	sender_msg_done(s, o);
+	if (s->mail_ok) {
+		sender_cmd(s, "RSET");
+		sender_enter_state(s, SENDER_RSET);
+	} else
+		sender_next(s);
+}
+
+static int
+sender_has_ext(const struct smtp_reply *r, const char *name)
+{
+	const char *p = r->text.data, *end, *nl;
+	size_t n = strlen(name);
+
+	if (p == NULL)
+		return 0;
+	end = p + r->text.len;
+	/* The first line is the server's greeting, not a keyword. */
+	while ((nl = memchr(p, '\n', (size_t)(end - p))) != NULL) {
+		p = nl + 1;
+		if ((size_t)(end - p) >= n && strncasecmp(p, name, n) == 0 &&
+		    (p + n == end || p[n] == ' ' || p[n] == '\n'))
+			return 1;
+	}
+	return 0;
+}
+
+static void
+sender_on_reply(struct sender_session *s)
+{
+	struct smtp_reply *r = &s->reply;
+	enum sender_outcome cls = sender_class(r->code);
+
+	sender_print_reply(s);
+	if (r->code == 421 && s->state != SENDER_QUIT) {
+		/* The server is going away: the rest can be tried later. */
+		sender_abort(s, SENDER_TEMPFAIL);
+		return;
+	}
+
+	switch (s->state) {
+	case SENDER_GREETING:
+		if (cls != SENDER_ACCEPTED) {
+			sender_give_up(s, cls);
+			sender_cmd(s, "QUIT");
+			sender_enter_state(s, SENDER_QUIT);
+			break;
+		}
+		sender_cmd(s, "EHLO %s", s->snd->helo);
+		sender_enter_state(s, SENDER_EHLO);
+		break;
+	case SENDER_EHLO:
+		if (cls == SENDER_PERMFAIL) {
+			sender_cmd(s, "HELO %s", s->snd->helo);
+			sender_enter_state(s, SENDER_HELO);
+			break;
+		}
+		/* FALLTHROUGH */
+	case SENDER_HELO:
+		if (cls != SENDER_ACCEPTED) {
+			sender_give_up(s, cls);
+			sender_cmd(s, "QUIT");
+			sender_enter_state(s, SENDER_QUIT);
+			break;
+		}
+		s->pipelining = s->state == SENDER_EHLO &&
+		    sender_has_ext(r, "PIPELINING");
+		sender_next(s);
+		break;
+	case SENDER_MAIL:
+		s->mail_ok = cls == SENDER_ACCEPTED;
+		if (!s->mail_ok)
+			s->fail = cls;
+		if (s->pipelining)
+			sender_enter_state(s, SENDER_RCPT);
+		else if (s->mail_ok) {
+			sender_rcpt_cmd(s, 0);
+			sender_enter_state(s, SENDER_RCPT);
+		} else
+			sender_txn_failed(s, s->fail);
+		break;
+	case SENDER_RCPT:
+		s->rcpt_replies++;
+		if (cls == SENDER_ACCEPTED)
+			s->rcpt_ok++;
+		else if (cls == SENDER_TEMPFAIL)
+			s->rcpt_temp = 1;
+		if (s->rcpt_replies < s->snd->nrcpt) {
+			if (!s->pipelining)
+				sender_rcpt_cmd(s, s->rcpt_replies);
+			break;
+		}
+		if (s->mail_ok && s->rcpt_ok == 0)
+			s->fail = s->rcpt_temp ? SENDER_TEMPFAIL : SENDER_PERMFAIL;
+		if (s->pipelining)
+			sender_enter_state(s, SENDER_DATA);
+		else if (s->rcpt_ok > 0) {
+			sender_cmd(s, "DATA");
+			sender_enter_state(s, SENDER_DATA);
+		} else
+			sender_txn_failed(s, s->fail);
+		break;
+	case SENDER_DATA:
+		if (r->code == 354) {
+			s->doomed = !s->mail_ok || s->rcpt_ok == 0;
+			sender_send_content(s);
+			sender_enter_state(s, SENDER_DOT);
+			break;
+		}
+		if (s->mail_ok && s->rcpt_ok > 0)
+			s->fail = cls == SENDER_ACCEPTED ? SENDER_ERROR : cls;
+		sender_txn_failed(s, s->fail);
+		break;
+	case SENDER_DOT:
+		sender_msg_done(s, s->doomed ? s->fail : cls);
+		if (s->doomed)
+			sender_txn_failed(s, s->fail);
+		else
+			sender_next(s);
+		break;
+	case SENDER_RSET:
+		sender_next(s);
+		break;
+	case SENDER_QUIT:
+		sender_enter_state(s, SENDER_DONE);
+		break;
+	case SENDER_CONNECTING:
+	case SENDER_DONE:
+		log_panic("reply in state %s", sender_strstate(s->state));
+	}
+}
+
+static void
+sender_free(struct sender_session *s)
+{
+	log_msg(LOG_DEBUG, s->sid, "close", NULL);
+	if (s->bev != NULL)
+		bufferevent_free(s->bev);
+	smtp_reply_free(&s->reply);
+	/* The loop ends by itself once the last bufferevent is gone. */
+	s->snd->live--;
+	free(s);
+}
+
+static void
+sender_read_cb(struct bufferevent *bev, void *arg)
+{
+	struct sender_session *s = arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
+	enum smtp_reply_status st;
+	const char *err;
+	size_t len;
+	char *line;
+
+	while (s->state != SENDER_DONE) {
+		if ((line = evbuffer_readln(in, &len, EVBUFFER_EOL_CRLF)) == NULL) {
+			/* The limit is decided on the buffer, before parsing. */
+			if (evbuffer_get_length(in) > SMTP_REPLY_LINE_MAX) {
+				sender_print_error(s, "reply-too-long");
+				sender_abort(s, SENDER_ERROR);
+			}
+			break;
+		}
+		if (s->state == SENDER_CONNECTING || len > SMTP_REPLY_LINE_MAX) {
+			free(line);
+			sender_print_error(s, "protocol");
+			sender_abort(s, SENDER_ERROR);
+			break;
+		}
+		st = smtp_reply_feed(&s->reply, line, len, &err);
+		free(line);
+		if (st == SMTP_REPLY_ERROR) {
+			log_msg(LOG_WARN, s->sid, "bad-reply", "why=%s", err);
+			sender_print_error(s, "bad-reply");
+			sender_abort(s, SENDER_ERROR);
+			break;
+		}
+		if (st == SMTP_REPLY_DONE) {
+			sender_on_reply(s);
+			smtp_reply_reset(&s->reply);
+		}
+	}
+	if (s->state == SENDER_DONE)
+		sender_free(s);
+}
+
+static void
+sender_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct sender_session *s = arg;
+
+	if (what & BEV_EVENT_CONNECTED) {
+		log_msg(LOG_DEBUG, s->sid, "connected", NULL);
+		sender_enter_state(s, SENDER_GREETING);
+		return;
+	}
+	if (s->state == SENDER_QUIT) {
+		/* Gone after QUIT: nothing was left to lose. */
+		sender_enter_state(s, SENDER_DONE);
+	} else {
+		sender_print_error(s, (what & BEV_EVENT_TIMEOUT) ? "timeout" :
+		    s->state == SENDER_CONNECTING ? "connect-failed" :
+		    (what & BEV_EVENT_EOF) ? "eof" : "io");
+		sender_abort(s, SENDER_ERROR);
+	}
+	sender_free(s);
+}
+
+static void
+sender_start(struct sender *snd, unsigned long id, unsigned long todo)
+{
+	struct sender_session *s;
+
+	if ((s = calloc(1, sizeof(*s))) == NULL)
+		log_fatal("out of memory");
+	s->snd = snd;
+	s->id = id;
+	s->todo = todo;
+	s->state = SENDER_CONNECTING;
+	snprintf(s->sid, sizeof(s->sid), "s%06lu", id);
+	smtp_reply_init(&s->reply);
+	snd->live++;
+
+	if ((s->bev = bufferevent_socket_new(snd->base, -1,
+	    BEV_OPT_CLOSE_ON_FREE)) == NULL)
+		log_fatal("bufferevent_socket_new failed");
+	bufferevent_setcb(s->bev, sender_read_cb, NULL, sender_event_cb, s);
+	bufferevent_set_timeouts(s->bev, &snd->timeout, &snd->timeout);
+	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+	if (bufferevent_socket_connect(s->bev, (struct sockaddr *)&snd->ss,
+	    (int)snd->sslen) == -1) {
+		sender_print_error(s, "connect-failed");
+		sender_abort(s, SENDER_ERROR);
+		sender_free(s);
+	}
+}
+
+/* ---- command line ---------------------------------------------------- */
+
+void
+sender_usage(FILE *fp)
+{
+	fprintf(fp,
+	    "usage: mta-sim send --to HOST:PORT --from ADDR --rcpt ADDR [--rcpt ADDR]...\n"
+	    "                    [--count N] [--sessions M] [--data FILE | --size BYTES]\n"
+	    "                    [--subject S] [--helo NAME] [--timeout SECONDS]\n"
+	    "                    [--quiet] [--mail-param P]... [--rcpt-param P]...\n"
+	    "  Sends N messages (default 1) over M sessions (default 1). Prints\n"
+	    "  one line per reply, then \"sent=N accepted=A tempfail=T permfail=P\n"
+	    "  errors=E\". Exit 0 iff every message got a 2xx to its final dot.\n");
+}
+
+/* "<a@b>" or "a@b" to "a@b"; no bytes that could break a command line. */
+static const char *
+sender_opt_addr(char *s)
+{
+	size_t n = strlen(s);
+
+	if (n >= 2 && s[0] == '<' && s[n - 1] == '>') {
+		s[n - 1] = '\0';
+		s++;
+		n -= 2;
+	}
+	if (n > SMTP_ADDR_MAX)
+		return NULL;
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)s[i] <= 0x20 || s[i] == 0x7f || s[i] == '<' ||
+		    s[i] == '>')
+			return NULL;
+	return s;
+}
+
+static int
+sender_opt_param(struct buf *b, const char *p)
+{
+	if (*p == '\0')
+		return -1;
+	for (const char *c = p; *c; c++)
+		if ((unsigned char)*c < 0x20 || *c == 0x7f)
+			return -1;
+	if (buf_appendf(b, " %s", p) == -1 || buf_cstr(b) == NULL)
+		log_fatal("out of memory");
+	return 0;
+}
+
+static int
+sender_opt_ulong(const char *s, unsigned long min, unsigned long max,
+    unsigned long *out)
+{
+	char *end;
+	unsigned long v;
+
+	if (*s < '0' || *s > '9')
+		return -1;
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno != 0 || *end != '\0' || v < min || v > max)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+static int
+sender_load_data(struct sender *snd, const char *path)
+{
+	struct buf raw = BUF_INIT;
+	char chunk[65536];
+	ssize_t n;
+	int fd;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
+		fprintf(stderr, "mta-sim send: --data %s: %s\n", path,
+		    strerror(errno));
+		return -1;
+	}
+	while ((n = read(fd, chunk, sizeof(chunk))) != 0) {
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1 || raw.len + (size_t)n > SENDER_DATA_MAX ||
+		    buf_append(&raw, chunk, (size_t)n) == -1) {
+			fprintf(stderr, "mta-sim send: --data %s: %s\n", path,
+			    n == -1 ? strerror(errno) : "too big");
+			close(fd);
+			buf_free(&raw);
+			return -1;
+		}
+	}
+	close(fd);
+	/* smtp_data_stuff turns every bare LF (and CR) into CRLF. */
+	if (smtp_data_stuff(&snd->data, raw.data ? raw.data : "", raw.len) == -1)
+		log_fatal("out of memory");
+	snd->have_data = 1;
+	buf_free(&raw);
+	return 0;
+}
+
+static int
+sender_usage_error(const char *what, const char *arg)
+{
+	if (arg != NULL)
+		fprintf(stderr, "mta-sim send: %s '%s'\n", what, arg);
+	else
+		fprintf(stderr, "mta-sim send: %s\n", what);
+	sender_usage(stderr);
+	return SIM_EXIT_USAGE;
+}
+
+int
+sender_main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "to", required_argument, NULL, 't' },
+		{ "from", required_argument, NULL, 'f' },
+		{ "rcpt", required_argument, NULL, 'r' },
+		{ "count", required_argument, NULL, 'n' },
+		{ "sessions", required_argument, NULL, 'm' },
+		{ "data", required_argument, NULL, 'D' },
+		{ "size", required_argument, NULL, 'z' },
+		{ "subject", required_argument, NULL, 'S' },
+		{ "helo", required_argument, NULL, 'H' },
+		{ "timeout", required_argument, NULL, 'T' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "mail-param", required_argument, NULL, 'M' },
+		{ "rcpt-param", required_argument, NULL, 'R' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 }
+	};
+	struct sender snd;
+	const char *to = NULL, *data = NULL, *err;
+	unsigned long v, i, share, extra;
+	double timeout = SENDER_TIMEOUT_DEFAULT;
+	int ch, have_size = 0, have_from = 0, rc;
+
+	memset(&snd, 0, sizeof(snd));
+	snd.count = 1;
+	snd.nsessions = 1;
+	snd.size = SENDER_SIZE_DEFAULT;
+	snd.helo = "mta-sim.localhost";
+	snd.from = "";
+	buf_init(&snd.data);
+	buf_init(&snd.mail_params);
+	buf_init(&snd.rcpt_params);
+
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "hq", opts, NULL)) != -1) {
+		switch (ch) {
+		case 't':
+			to = optarg;
+			break;
+		case 'f':
+			if ((snd.from = sender_opt_addr(optarg)) == NULL)
+				return sender_usage_error("bad --from", optarg);
+			have_from = 1;
+			break;
+		case 'r': {
+			const char *a = sender_opt_addr(optarg), **nv;
+
+			if (a == NULL || *a == '\0')
+				return sender_usage_error("bad --rcpt", optarg);
+			if ((nv = reallocarray(snd.rcpts, snd.nrcpt + 1,
+			    sizeof(*nv))) == NULL)
+				log_fatal("out of memory");
+			nv[snd.nrcpt++] = a;
+			snd.rcpts = nv;
+			break;
+		}
+		case 'n':
+			if (sender_opt_ulong(optarg, 1, 10000000, &snd.count) == -1)
+				return sender_usage_error("bad --count", optarg);
+			break;
+		case 'm':
+			if (sender_opt_ulong(optarg, 1, 10000, &snd.nsessions) == -1)
+				return sender_usage_error("bad --sessions", optarg);
+			break;
+		case 'D':
+			data = optarg;
+			break;
+		case 'z':
+			if (sender_opt_ulong(optarg, 0, SENDER_DATA_MAX, &v) == -1)
+				return sender_usage_error("bad --size", optarg);
+			snd.size = v;
+			have_size = 1;
+			break;
+		case 'S':
+			for (const char *c = optarg; *c; c++)
+				if ((unsigned char)*c < 0x20 || *c == 0x7f)
+					return sender_usage_error("bad --subject", optarg);
+			snd.subject = optarg;
+			break;
+		case 'H':
+			for (const char *c = optarg; *c; c++)
+				if ((unsigned char)*c <= 0x20 || *c == 0x7f)
+					return sender_usage_error("bad --helo", optarg);
+			if (*optarg == '\0')
+				return sender_usage_error("bad --helo", optarg);
+			snd.helo = optarg;
+			break;
+		case 'T':
+			if (sim_parse_seconds(optarg, &timeout, 0) == -1)
+				return sender_usage_error("bad --timeout", optarg);
+			break;
+		case 'q':
+			snd.quiet = 1;
+			break;
+		case 'M':
+			if (sender_opt_param(&snd.mail_params, optarg) == -1)
+				return sender_usage_error("bad --mail-param", optarg);
+			break;
+		case 'R':
+			if (sender_opt_param(&snd.rcpt_params, optarg) == -1)
+				return sender_usage_error("bad --rcpt-param", optarg);
+			break;
+		case 'h':
+			sender_usage(stdout);
+			return 0;
+		default:
+			sender_usage(stderr);
+			return SIM_EXIT_USAGE;
+		}
+	}
+	if (optind != argc)
+		return sender_usage_error("unexpected argument", argv[optind]);
+	if (to == NULL || !have_from || snd.nrcpt == 0)
+		return sender_usage_error("--to, --from and --rcpt are required", NULL);
+	if (data != NULL && have_size)
+		return sender_usage_error("--data and --size exclude each other", NULL);
+	if (sim_resolve(to, 1, &snd.ss, &snd.sslen, &err) == -1)
+		return sender_usage_error(err, to);
+	if (data != NULL && sender_load_data(&snd, data) == -1)
+		return SIM_EXIT_USAGE;
+	snd.timeout.tv_sec = (time_t)timeout;
+	snd.timeout.tv_usec = (suseconds_t)((timeout - (double)snd.timeout.tv_sec) *
+	    1e6);
+
+	if ((snd.base = event_base_new()) == NULL)
+		log_fatal("event_base_new failed");
+	if (snd.nsessions > snd.count)
+		snd.nsessions = snd.count;
+	share = snd.count / snd.nsessions;
+	extra = snd.count % snd.nsessions;
+	for (i = 0; i < snd.nsessions; i++)
+		sender_start(&snd, i + 1, share + (i < extra));
+	if (snd.live > 0)
+		event_base_dispatch(snd.base);
+
+	printf("sent=%lu accepted=%lu tempfail=%lu permfail=%lu errors=%lu\n",
+	    snd.sent, snd.outcome[SENDER_ACCEPTED], snd.outcome[SENDER_TEMPFAIL],
+	    snd.outcome[SENDER_PERMFAIL], snd.outcome[SENDER_ERROR]);
+	fflush(stdout);
+	rc = snd.outcome[SENDER_ACCEPTED] == snd.count ? 0 : 1;
+
+	event_base_free(snd.base);
+	free(snd.rcpts);
+	buf_free(&snd.data);
+	buf_free(&snd.mail_params);
+	buf_free(&snd.rcpt_params);
+	return rc;
+}

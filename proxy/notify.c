@@ -1,0 +1,437 @@
+/*
+ * notify: notification jobs (see notify.h).
+ */
+#include "notify.h"
+
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+#include <time.h>
+
+#include <event2/event.h>
+
+#include "buf.h"
+#include "config.h"
+#include "log.h"
+#include "message.h"
+#include "netaddr.h"
+#include "nexthop.h"
+#include "smtp_addr.h"
+#include "smtp_client.h"
+#include "smtp_reply.h"
+
+enum notify_state {
+	NOTIFY_WAIT,		/* before the first attempt or between retries */
+	NOTIFY_OPEN,		/* walking the next hops */
+	NOTIFY_MAIL,
+	NOTIFY_RCPT,
+	NOTIFY_DATA
+};
+
+struct notify_job {
+	TAILQ_ENTRY(notify_job)	 entry;
+	struct event_base	*base;
+	struct config		*cfg;
+	struct dns		*dns;
+	struct sockaddr_storage	 peer;
+	char			 id[48];
+	char			 from[SMTP_ADDR_MAX + 1];
+	char			**to;
+	size_t			 nto;
+	size_t			 next;		/* next RCPT to send */
+	unsigned		 accepted;
+	unsigned		 attempt;
+	struct buf		 content;	/* RFC 5322 message, CRLF */
+	enum notify_state	 state;
+	struct smtp_client	*c;
+	struct nexthop_iter	*hops;
+	struct event		*timer;
+};
+
+static TAILQ_HEAD(, notify_job) notify_jobs = TAILQ_HEAD_INITIALIZER(notify_jobs);
+static unsigned notify_njobs;
+static unsigned long notify_seq;
+
+static void notify_attempt(evutil_socket_t, short, void *);
+static void notify_client_cb(struct smtp_client *, enum smtp_client_event,
+    const struct smtp_reply *, const char *, void *);
+
+static void
+notify_free(struct notify_job *j)
+{
+	size_t i;
+
+	TAILQ_REMOVE(&notify_jobs, j, entry);
+	notify_njobs--;
+	nexthop_iter_free(j->hops);
+	smtp_client_free(j->c);
+	if (j->timer)
+		event_free(j->timer);
+	for (i = 0; i < j->nto; i++)
+		free(j->to[i]);
+	free(j->to);
+	buf_free(&j->content);
+	config_unref(j->cfg);
+	free(j);
+}
+
+/* The envelope sender of notifications. */
+static int
+notify_sender(const struct config *cfg, char *dst, size_t dstsz)
+{
+	int n;
+
+	if (cfg->notify.sender[0])
+		n = snprintf(dst, dstsz, "%.*s", (int)(dstsz - 1), cfg->notify.sender);
+	else
+		n = snprintf(dst, dstsz, "mailprevent@%.*s", (int)(dstsz - 13),
+		    cfg->helo_name);
+	return n < 0 || (size_t)n >= dstsz ? -1 : 0;
+}
+
+/* Header text: control bytes (a decoded subject may hold some) become spaces. */
+static int
+notify_header_text(struct buf *out, const char *s)
+{
+	int ascii = 1;
+	const unsigned char *p;
+
+	for (p = (const unsigned char *)s; *p; p++)
+		if (*p >= 0x80)
+			ascii = 0;
+	if (ascii) {
+		for (p = (const unsigned char *)s; *p; p++)
+			if (buf_append(out, (*p < 0x20 || *p == 0x7f) ? " " :
+			    (const char *)p, 1) == -1)
+				return -1;
+		return 0;
+	}
+	/* RFC 2047 B-encoding, in words short enough for 78-column lines. */
+	{
+		static const char b64[] =
+		    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+		size_t len = strlen(s), i = 0;
+
+		while (i < len) {
+			size_t n = len - i > 45 ? 45 : len - i;
+
+			/* Do not split a UTF-8 sequence between words. */
+			while (n < len - i && n > 1 &&
+			    ((unsigned char)s[i + n] & 0xc0) == 0x80)
+				n--;
+			if (buf_appends(out, i ? "\r\n =?UTF-8?B?" : "=?UTF-8?B?") == -1)
+				return -1;
+			for (size_t k = 0; k < n; k += 3) {
+				unsigned char in[3] = { 0, 0, 0 };
+				size_t m = n - k < 3 ? n - k : 3;
+				char o[4];
+
+				memcpy(in, s + i + k, m);
+				for (size_t z = 0; z < m; z++)
+					if (in[z] < 0x20 || in[z] == 0x7f)
+						in[z] = ' ';
+				o[0] = b64[in[0] >> 2];
+				o[1] = b64[((in[0] & 3) << 4) | (in[1] >> 4)];
+				o[2] = m > 1 ? b64[((in[1] & 15) << 2) | (in[2] >> 6)] : '=';
+				o[3] = m > 2 ? b64[in[2] & 63] : '=';
+				if (buf_append(out, o, 4) == -1)
+					return -1;
+			}
+			if (buf_appends(out, "?=") == -1)
+				return -1;
+			i += n;
+		}
+	}
+	return 0;
+}
+
+int
+notify_build(struct buf *out, const struct config *cfg,
+    const struct notify_request *rq, const char *message_id)
+{
+	char date[64];
+	time_t now = time(NULL);
+	struct tm tm;
+	const char *p;
+	size_t i;
+	int r = 0;
+
+	gmtime_r(&now, &tm);
+	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S +0000", &tm);
+	r |= buf_appendf(out, "Date: %s\r\n", date);
+	{
+		char from[SMTP_ADDR_MAX + 1];
+
+		if (notify_sender(cfg, from, sizeof(from)) == -1)
+			return -1;
+		r |= buf_appendf(out, "From: <%s>\r\n", from);
+	}
+	r |= buf_appends(out, "To: ");
+	for (i = 0; i < rq->nto; i++)
+		r |= buf_appendf(out, "%s<%s>", i ? ",\r\n " : "", rq->to[i]);
+	r |= buf_appends(out, "\r\nSubject: ");
+	r |= notify_header_text(out, rq->subject);
+	r |= buf_appendf(out, "\r\nMessage-ID: <%s>\r\n", message_id);
+	r |= buf_appends(out, "Auto-Submitted: auto-generated\r\n"
+	    "MIME-Version: 1.0\r\n"
+	    "Content-Type: text/plain; charset=UTF-8\r\n"
+	    "Content-Transfer-Encoding: 8bit\r\n\r\n");
+	/* Body: any line ending becomes CRLF; NUL cannot occur (C string). */
+	for (p = rq->body; *p; p++) {
+		if (*p == '\r' && p[1] == '\n')
+			continue;
+		if (*p == '\r' || *p == '\n')
+			r |= buf_append(out, "\r\n", 2);
+		else
+			r |= buf_append(out, p, 1);
+	}
+	if (out->len < 2 || memcmp(out->data + out->len - 2, "\r\n", 2) != 0)
+		r |= buf_append(out, "\r\n", 2);
+	return r ? -1 : 0;
+}
+
+static void
+notify_retry(struct notify_job *j, const char *why)
+{
+	struct timeval tv;
+	unsigned delay;
+
+	nexthop_iter_free(j->hops);
+	j->hops = NULL;
+	smtp_client_free(j->c);
+	j->c = NULL;
+	j->state = NOTIFY_WAIT;
+	if (j->attempt > j->cfg->notify.retries) {
+		log_msg(LOG_ERR, j->id, "notify-failed", "attempts=%u reason=\"%s\"",
+		    j->attempt, why);
+		notify_free(j);
+		return;
+	}
+	delay = j->cfg->notify.retry_delay << (j->attempt - 1 < 10 ? j->attempt - 1 : 10);
+	log_msg(LOG_WARN, j->id, "notify-deferred", "attempt=%u retry_in=%u "
+	    "reason=\"%s\"", j->attempt, delay, why);
+	tv.tv_sec = delay;
+	tv.tv_usec = 0;
+	evtimer_add(j->timer, &tv);
+}
+
+static void
+notify_try_next(struct notify_job *j)
+{
+	struct smtp_client_opts o;
+	struct sockaddr_storage ss;
+	socklen_t sslen;
+	char label[NETADDR_HOST_MAX + 80];
+
+	memset(&o, 0, sizeof(o));
+	o.helo_name = j->cfg->helo_name;
+	o.t_connect = j->cfg->timeouts.connect;
+	o.t_greeting = j->cfg->timeouts.greeting;
+	o.t_reply = j->cfg->timeouts.reply;
+	o.t_data_init = j->cfg->timeouts.data_init;
+	o.t_data_block = j->cfg->timeouts.data_block;
+	o.t_data_done = j->cfg->timeouts.data_done;
+	for (;;) {
+		switch (nexthop_iter_next(j->hops, &ss, &sslen, label,
+		    sizeof(label))) {
+		case NEXTHOP_PENDING:
+			return;
+		case NEXTHOP_END:
+			notify_retry(j, "no next hop available");
+			return;
+		case NEXTHOP_ADDR:
+			break;
+		}
+		if ((j->c = smtp_client_new(j->base, j->id, &o,
+		    notify_client_cb, j)) == NULL) {
+			notify_retry(j, "out of memory");
+			return;
+		}
+		if (smtp_client_connect(j->c, (struct sockaddr *)&ss, sslen,
+		    label) == 0)
+			return;
+		smtp_client_free(j->c);
+		j->c = NULL;
+	}
+}
+
+static void
+notify_wake(void *arg)
+{
+	notify_try_next(arg);
+}
+
+static void
+notify_attempt(evutil_socket_t fd, short ev, void *arg)
+{
+	struct notify_job *j = arg;
+
+	j->attempt++;
+	j->next = 0;
+	j->accepted = 0;
+	j->state = NOTIFY_OPEN;
+	j->hops = nexthop_iter_new(j->cfg, j->id, (struct sockaddr *)&j->peer,
+	    j->dns, notify_wake, j);
+	if (j->hops == NULL) {
+		notify_retry(j, "out of memory");
+		return;
+	}
+	notify_try_next(j);
+}
+
+static void
+notify_send_rcpt(struct notify_job *j)
+{
+	struct smtp_rcpt_args r;
+
+	memset(&r, 0, sizeof(r));
+	snprintf(r.addr, sizeof(r.addr), "%s", j->to[j->next++]);
+	j->state = NOTIFY_RCPT;
+	smtp_client_rcpt(j->c, &r);
+}
+
+static void
+notify_client_cb(struct smtp_client *c, enum smtp_client_event ev,
+    const struct smtp_reply *r, const char *why, void *arg)
+{
+	struct notify_job *j = arg;
+	struct smtp_mail_args m;
+	struct buf payload = BUF_INIT;
+
+	if (ev == SMTP_CLIENT_FAILED) {
+		smtp_client_free(c);
+		j->c = NULL;
+		if (j->state == NOTIFY_OPEN) {
+			notify_try_next(j);
+			return;
+		}
+		notify_retry(j, why);
+		return;
+	}
+	if (ev == SMTP_CLIENT_READY) {
+		nexthop_iter_free(j->hops);
+		j->hops = NULL;
+		memset(&m, 0, sizeof(m));
+		memcpy(m.addr, j->from, sizeof(m.addr));
+		j->state = NOTIFY_MAIL;
+		smtp_client_mail(c, &m, 0);
+		return;
+	}
+	switch (j->state) {
+	case NOTIFY_MAIL:
+		if (smtp_reply_class(r) != 2)
+			goto refused;
+		notify_send_rcpt(j);
+		return;
+	case NOTIFY_RCPT:
+		if (smtp_reply_class(r) == 2)
+			j->accepted++;
+		else
+			log_msg(LOG_WARN, j->id, "notify-rcpt-refused",
+			    "rcpt=%s reply=%d", j->to[j->next - 1], r->code);
+		if (j->next < j->nto) {
+			notify_send_rcpt(j);
+			return;
+		}
+		if (j->accepted == 0)
+			goto refused;
+		if (message_serialize(&payload, j->cfg->pass_header,
+		    j->content.data, j->content.len) == -1) {
+			buf_free(&payload);
+			notify_retry(j, "out of memory");
+			return;
+		}
+		j->state = NOTIFY_DATA;
+		smtp_client_data(c, &payload);
+		return;
+	case NOTIFY_DATA:
+		if (smtp_reply_class(r) != 2)
+			goto refused;
+		log_msg(LOG_INFO, j->id, "notify-sent", "hop=%s rcpts=%u",
+		    smtp_client_label(c), j->accepted);
+		smtp_client_quit(c);
+		j->c = NULL;
+		notify_free(j);
+		return;
+	default:
+		log_panic("reply in state %d", (int)j->state);
+	}
+refused:
+	if (smtp_reply_class(r) == 5) {
+		log_msg(LOG_ERR, j->id, "notify-failed", "reply=%d permanent=yes",
+		    r->code);
+		smtp_client_quit(c);
+		j->c = NULL;
+		notify_free(j);
+		return;
+	}
+	smtp_client_quit(c);
+	j->c = NULL;
+	notify_retry(j, "temporary refusal");
+}
+
+int
+notify_submit(struct event_base *base, struct config *cfg, struct dns *dns,
+    const struct sockaddr *peer, const struct notify_request *rq)
+{
+	struct notify_job *j;
+	struct timeval now = { 0, 0 };
+	char msgid[400];
+	size_t i;
+
+	if (rq->nto == 0)
+		return 0;
+	if ((j = calloc(1, sizeof(*j))) == NULL)
+		return -1;
+	j->base = base;
+	j->cfg = config_ref(cfg);
+	j->dns = dns;
+	memcpy(&j->peer, peer, peer->sa_family == AF_INET6 ?
+	    sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in));
+	snprintf(j->id, sizeof(j->id), "%.32s.n%lu", rq->queue_id, ++notify_seq);
+	buf_init(&j->content);
+	if (notify_sender(cfg, j->from, sizeof(j->from)) == -1) {
+		config_unref(j->cfg);
+		free(j);
+		return -1;
+	}
+	TAILQ_INSERT_TAIL(&notify_jobs, j, entry);
+	notify_njobs++;
+	j->timer = evtimer_new(base, notify_attempt, j);
+	j->to = calloc(rq->nto, sizeof(*j->to));
+	if (j->timer == NULL || j->to == NULL)
+		goto fail;
+	for (i = 0; i < rq->nto; i++) {
+		if ((j->to[i] = strdup(rq->to[i])) == NULL)
+			goto fail;
+		j->nto++;
+	}
+	snprintf(msgid, sizeof(msgid), "%s@%s", j->id, cfg->helo_name);
+	if (notify_build(&j->content, cfg, rq, msgid) == -1)
+		goto fail;
+	log_msg(LOG_INFO, j->id, "notify-queued", "rcpts=%zu", j->nto);
+	evtimer_add(j->timer, &now);
+	return 0;
+fail:
+	notify_free(j);
+	return -1;
+}
+
+unsigned
+notify_pending(void)
+{
+	return notify_njobs;
+}
+
+void
+notify_shutdown(void)
+{
+	struct notify_job *j;
+
+	while ((j = TAILQ_FIRST(&notify_jobs)) != NULL) {
+		log_msg(LOG_WARN, j->id, "notify-dropped", "reason=shutdown");
+		notify_free(j);
+	}
+}

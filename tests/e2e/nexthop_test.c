@@ -1,0 +1,232 @@
+/*
+ * nexthop_test: what the upstream sees when the next hop is down, busy,
+ * silent or goes away mid-transaction; host lists tried in order.
+ */
+#include <string.h>
+
+#include "harness.h"
+
+START_TEST(test_next_hop_down)
+{
+	int dead = h_free_port();
+	struct proxy *px = proxy_start(h_yaml(&dead, 1, ""));
+	struct cli *c;
+
+	c = cli_open(px->port);
+	cli_cmd(c, 451, "4.4.1", "MAIL FROM:<a@x>");
+	/* Still a working session that refuses mail for now. */
+	cli_cmd(c, 250, NULL, "RSET");
+	cli_cmd(c, 451, "4.4.1", "MAIL FROM:<a2@x>");
+	cli_quit(c);
+}
+END_TEST
+
+/* Deliver one message through px; expect the relayed log to name sink. */
+static void
+deliver_via(struct proxy *px, struct sink *want, const char *subject)
+{
+	struct cli_reply *rep;
+	struct cli *c;
+	char *line;
+
+	c = cli_open(px->port);
+	rep = cli_mail(c, "a@x", NULL, "b@y", h_msg(subject),
+	    strlen(h_msg(subject)));
+	H_CHECK(rep->code == 250, "%d %s %s", rep->code, rep->enh, rep->text);
+	cli_quit(c);
+	H_CHECK(sink_count(want) == 1, "%zu messages at the second host",
+	    sink_count(want));
+	H_CHECK(strstr(sink_eml(want, 0, NULL), h_strf("Subject: %s\r\n",
+	    subject)) != NULL, "wrong message at the second host");
+	line = proxy_wait_log(px, "event=relayed");
+	H_CHECK(h_kv_has(line, "hop", h_strf("127.0.0.1:%d", want->port)),
+	    "relayed log does not name the second host: %s", line);
+}
+
+START_TEST(test_first_host_refuses)
+{
+	struct sink *s = sink_start(NULL, (char *)NULL);
+	int ports[2] = { h_free_port(), s->port };
+	struct proxy *px = proxy_start(h_yaml(ports, 2, ""));
+
+	deliver_via(px, s, "first host down");
+}
+END_TEST
+
+START_TEST(test_first_host_greets_421)
+{
+	struct sink *busy = sink_start(NULL, "--greeting", "421 4.3.2 busy",
+	    (char *)NULL);
+	struct sink *s = sink_start(NULL, (char *)NULL);
+	int ports[2] = { busy->port, s->port };
+	struct proxy *px = proxy_start(h_yaml(ports, 2, ""));
+
+	deliver_via(px, s, "first host busy");
+	sink_wait_idle(busy);
+	H_CHECK(sink_count(busy) == 0, "the busy host got a message");
+}
+END_TEST
+
+START_TEST(test_first_host_greets_554)
+{
+	struct sink *busy = sink_start(NULL, "--greeting",
+	    "554 5.3.2 no service here", (char *)NULL);
+	struct sink *s = sink_start(NULL, (char *)NULL);
+	int ports[2] = { busy->port, s->port };
+	struct proxy *px = proxy_start(h_yaml(ports, 2, ""));
+
+	deliver_via(px, s, "first host refuses service");
+	sink_wait_idle(busy);
+	H_CHECK(sink_count(busy) == 0, "the refusing host got a message");
+}
+END_TEST
+
+START_TEST(test_first_host_silent)
+{
+	/* Accepts the connection and never greets: the greeting timeout. */
+	struct sink *mute = sink_start(NULL, "--rule", "connect=hang",
+	    (char *)NULL);
+	struct sink *s = sink_start(NULL, (char *)NULL);
+	int ports[2] = { mute->port, s->port };
+	struct proxy *px = proxy_start(h_yaml(ports, 2,
+	    "timeouts:\n  greeting: 1s\n"));
+
+	deliver_via(px, s, "first host silent");
+	H_CHECK(sink_count(mute) == 0, "the silent host got a message");
+}
+END_TEST
+
+START_TEST(test_all_hosts_busy)
+{
+	struct sink *b1 = sink_start(NULL, "--greeting", "421 4.3.2 busy",
+	    (char *)NULL);
+	struct sink *b2 = sink_start(NULL, "--greeting", "421 4.3.2 busy too",
+	    (char *)NULL);
+	int ports[2] = { b1->port, b2->port };
+	struct proxy *px = proxy_start(h_yaml(ports, 2, ""));
+	struct cli *c;
+
+	c = cli_open(px->port);
+	cli_sendf(c, "MAIL FROM:<a@x>\r\n");
+	cli_expect_class(c, 4);
+	cli_quit(c);
+	sink_wait_idle(b1);
+	sink_wait_idle(b2);
+	H_CHECK(sink_count(b1) + sink_count(b2) == 0, "a busy host got mail");
+}
+END_TEST
+
+/*
+ * The next hop goes away in DATA: while content arrives (body) or after
+ * the final dot, before replying (dot). Only the first time (#1), so the
+ * same session then shows it recovered.
+ */
+static void
+drop_case(const char *rule)
+{
+	struct sink *s = sink_start(NULL, "--rule", rule, (char *)NULL);
+	struct proxy *px = proxy_start(h_yaml(&s->port, 1, ""));
+	struct cli_reply *rep;
+	struct cli *c;
+
+	c = cli_open(px->port);
+	rep = cli_mail(c, "a@x", NULL, "b@y", h_msg("dropped"),
+	    strlen(h_msg("dropped")));
+	H_CHECK(rep->code / 100 == 4, "after the next hop dropped (%s): %d "
+	    "%s %s", rule, rep->code, rep->enh, rep->text);
+	rep = cli_mail(c, "a@x", NULL, "b@y", h_msg("after drop"),
+	    strlen(h_msg("after drop")));
+	H_CHECK(rep->code == 250, "%d %s %s", rep->code, rep->enh, rep->text);
+	cli_quit(c);
+	sink_wait_idle(s);
+	H_CHECK(sink_count(s) == 1, "%zu messages at the sink", sink_count(s));
+	H_CHECK(strstr(sink_eml(s, 0, NULL), "Subject: after drop\r\n"),
+	    "the dropped message was recorded as accepted");
+}
+
+START_TEST(test_drop_during_data)
+{
+	drop_case("body#1=drop");
+}
+END_TEST
+
+START_TEST(test_drop_after_dot)
+{
+	drop_case("dot#1=drop");
+}
+END_TEST
+
+START_TEST(test_drop_at_data_command)
+{
+	drop_case("data#1=drop");
+}
+END_TEST
+
+START_TEST(test_silent_after_dot)
+{
+	/* No reply to the final dot: the proxy's data_done timeout, then 4xx. */
+	struct sink *s = sink_start(NULL, "--rule", "dot#1=hang", (char *)NULL);
+	struct proxy *px = proxy_start(h_yaml(&s->port, 1,
+	    "timeouts:\n  data_done: 1s\n"));
+	struct cli_reply *rep;
+	struct cli *c;
+
+	c = cli_open(px->port);
+	rep = cli_mail(c, "a@x", NULL, "b@y", h_msg("unanswered"),
+	    strlen(h_msg("unanswered")));
+	H_CHECK(rep->code / 100 == 4, "%d %s %s", rep->code, rep->enh,
+	    rep->text);
+	cli_quit(c);
+}
+END_TEST
+
+START_TEST(test_dot_rejected_relayed)
+{
+	struct sink *s = sink_start(NULL, "--rule",
+	    "dot#1=reply:554 5.7.1 content refused", "--rule",
+	    "dot#2=reply:452 4.3.1 out of space", (char *)NULL);
+	struct proxy *px = proxy_start(h_yaml(&s->port, 1, ""));
+	struct cli_reply *rep;
+	struct cli *c;
+
+	c = cli_open(px->port);
+	rep = cli_mail(c, "a@x", NULL, "b@y", h_msg("refused"),
+	    strlen(h_msg("refused")));
+	H_CHECK(rep->code == 554 && strcmp(rep->enh, "5.7.1") == 0,
+	    "%d %s %s", rep->code, rep->enh, rep->text);
+	rep = cli_mail(c, "a@x", NULL, "b@y", h_msg("deferred"),
+	    strlen(h_msg("deferred")));
+	H_CHECK(rep->code == 452 && strcmp(rep->enh, "4.3.1") == 0,
+	    "%d %s %s", rep->code, rep->enh, rep->text);
+	rep = cli_mail(c, "a@x", NULL, "b@y", h_msg("accepted"),
+	    strlen(h_msg("accepted")));
+	H_CHECK(rep->code == 250, "%d %s %s", rep->code, rep->enh, rep->text);
+	cli_quit(c);
+	H_CHECK(sink_count(s) == 1, "%zu", sink_count(s));
+	H_CHECK(sink_count_rejected(s) == 2, "%zu", sink_count_rejected(s));
+}
+END_TEST
+
+int
+main(void)
+{
+	Suite *s = suite_create("e2e_nexthop");
+	TCase *tc = h_tcase("hosts");
+
+	tcase_add_test(tc, test_next_hop_down);
+	tcase_add_test(tc, test_first_host_refuses);
+	tcase_add_test(tc, test_first_host_greets_421);
+	tcase_add_test(tc, test_first_host_greets_554);
+	tcase_add_test(tc, test_first_host_silent);
+	tcase_add_test(tc, test_all_hosts_busy);
+	suite_add_tcase(s, tc);
+
+	tc = h_tcase("data");
+	tcase_add_test(tc, test_drop_during_data);
+	tcase_add_test(tc, test_drop_after_dot);
+	tcase_add_test(tc, test_drop_at_data_command);
+	tcase_add_test(tc, test_silent_after_dot);
+	tcase_add_test(tc, test_dot_rejected_relayed);
+	suite_add_tcase(s, tc);
+	return h_run(s);
+}
