@@ -41,7 +41,7 @@ UNIT_BINS  := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(UNIT_SRC))
 E2E_BINS   := $(patsubst tests/e2e/%.c,$(BUILD)/tests/e2e/%,$(E2E_SRC))
 BENCH_BINS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 
-.PHONY: all deps test unit unit-asan e2e demo bench clean check-deps
+.PHONY: all deps test unit unit-asan e2e e2e-asan demo bench clean check-deps
 
 all: check-deps $(BINDIR)/mailprevent $(BINDIR)/mta-sim
 
@@ -93,10 +93,15 @@ unit-asan: check-deps
 e2e: check-deps all $(E2E_BINS)
 	@MP_BINDIR=$(BINDIR) tests/run-unit.sh $(E2E_BINS)
 
+# The same end-to-end suites against ASan+UBSan builds of both binaries.
+e2e-asan: check-deps
+	@$(MAKE) --no-print-directory BUILD=build-asan SAN=1 e2e
+
 test: check-deps
 	@$(MAKE) --no-print-directory unit
 	@$(MAKE) --no-print-directory unit-asan
 	@$(MAKE) --no-print-directory e2e
+	@$(MAKE) --no-print-directory e2e-asan
 	@echo "make test: all suites passed"
 
 demo: check-deps all

@@ -49,10 +49,23 @@ buf_reserve(struct buf *b, size_t extra)
 int
 buf_append(struct buf *b, const void *p, size_t n)
 {
+	uintptr_t up = (uintptr_t)p, ud = (uintptr_t)b->data;
+	size_t off = 0;
+	int self;
+
+	/*
+	 * p may point into b itself (appending part of a buffer to it):
+	 * remember the offset, as buf_reserve may move the data.
+	 */
+	self = b->data != NULL && up >= ud && up < ud + b->len;
+	if (self)
+		off = (size_t)(up - ud);
 	if (buf_reserve(b, n) == -1)
 		return -1;
+	if (self)
+		p = b->data + off;
 	if (n)
-		memcpy(b->data + b->len, p, n);
+		memmove(b->data + b->len, p, n);
 	b->len += n;
 	return 0;
 }

@@ -39,6 +39,10 @@ log_level_parse(const char *s, enum log_level *out)
 }
 
 static void
+log_vwrite(enum log_level, const char *, const char *, const char *, va_list)
+    __attribute__((format(printf, 4, 0)));
+
+static void
 log_vwrite(enum log_level lvl, const char *sid, const char *event,
     const char *fmt, va_list ap)
 {
@@ -127,17 +131,37 @@ log_safe(unsigned char c)
 	return c > 0x20 && c < 0x7f && c != '"' && c != '\\' && c != '=';
 }
 
+/* The escaped form of c into tmp[4]; returns its length. */
+static size_t
+log_esc(unsigned char c, char *tmp)
+{
+	static const char hex[] = "0123456789abcdef";
+
+	if (c == '"' || c == '\\') {
+		tmp[0] = '\\';
+		tmp[1] = (char)c;
+		return 2;
+	}
+	if (c < 0x20 || c >= 0x7f) {
+		tmp[0] = '\\';
+		tmp[1] = 'x';
+		tmp[2] = hex[c >> 4];
+		tmp[3] = hex[c & 0xf];
+		return 4;
+	}
+	tmp[0] = (char)c;
+	return 1;
+}
+
 const char *
 log_quote(char *dst, size_t dstsz, const char *s, size_t len)
 {
-	size_t i, o = 0;
-	int bare = len > 0;
+	char tmp[4];
+	size_t i, o = 0, tl, need;
+	int bare = len > 0, fits;
 
-	if (dstsz < 8) {
-		if (dstsz)
-			dst[0] = '\0';
+	if (dstsz == 0)
 		return dst;
-	}
 	for (i = 0; i < len && bare; i++)
 		bare = log_safe((unsigned char)s[i]);
 	if (bare && len < dstsz) {
@@ -145,21 +169,21 @@ log_quote(char *dst, size_t dstsz, const char *s, size_t len)
 		dst[len] = '\0';
 		return dst;
 	}
+	/*
+	 * Truncate only what does not fit: the "..." reserve below applies
+	 * when the whole quoted form plus its NUL is longer than dst.
+	 */
+	for (i = 0, need = 2; i < len; i++)
+		need += log_esc((unsigned char)s[i], tmp);
+	fits = need < dstsz;
+	if (!fits && dstsz < 8) {	/* no room for even "..." */
+		dst[0] = '\0';
+		return dst;
+	}
 	dst[o++] = '"';
 	for (i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)s[i];
-		char tmp[5];
-		size_t tl;
-
-		if (c == '"' || c == '\\') {
-			tmp[0] = '\\'; tmp[1] = (char)c; tl = 2;
-		} else if (c < 0x20 || c >= 0x7f) {
-			snprintf(tmp, sizeof(tmp), "\\x%02x", c);
-			tl = 4;
-		} else {
-			tmp[0] = (char)c; tl = 1;
-		}
-		if (o + tl + 5 > dstsz) {	/* room for ...", NUL */
+		tl = log_esc((unsigned char)s[i], tmp);
+		if (!fits && o + tl + 5 > dstsz) {	/* room for ...", NUL */
 			memcpy(dst + o, "...", 3);
 			o += 3;
 			break;

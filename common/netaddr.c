@@ -7,6 +7,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -229,4 +230,12 @@ netaddr_str(const struct sockaddr *sa, char *dst, size_t dstsz)
 	if (r < 0 || (size_t)r >= dstsz)
 		snprintf(dst, dstsz, "?");	/* never a misleading prefix */
 	return dst;
+}
+
+void
+netaddr_nodelay(int fd)
+{
+	int one = 1;
+
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 }

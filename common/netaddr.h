@@ -29,5 +29,10 @@ const char *netaddr_str(const struct sockaddr *, char *dst, size_t dstsz);
 /* Just the IP, no port. */
 const char *netaddr_ip(const struct sockaddr *, char *dst, size_t dstsz);
 uint16_t	netaddr_port(const struct sockaddr *);
+/*
+ * Turn off Nagle on a TCP socket. SMTP is request/response: without this a
+ * small reply waits for the peer's delayed ACK (about 40 ms per command).
+ */
+void		netaddr_nodelay(int fd);
 
 #endif

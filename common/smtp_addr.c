@@ -216,7 +216,8 @@ addr_route_len(const char *p, size_t n)
 		} else
 			while (i < n && p[i] != ',' && p[i] != ':')
 				i++;
-		if (i >= n || !addr_domain_valid(p + start, i - start))
+		if (i >= n || (p[i] != ',' && p[i] != ':') ||
+		    !addr_domain_valid(p + start, i - start))
 			return -1;
 		if (p[i++] == ':')
 			return (long)i;

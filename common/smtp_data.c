@@ -137,7 +137,7 @@ smtp_data_rx_feed(struct smtp_data_rx *rx, const char *in, size_t len,
 		switch (rx->state) {
 		case RX_BOL:
 			if (*p == '.') {
-				(void)rx_line(rx, 1);	/* on the wire, not content */
+				/* The stuffing dot: neither content nor counted. */
 				p++;
 				rx->state = RX_DOT;
 			} else

@@ -10,10 +10,9 @@
  * impossible through the proxy: a next hop only ever sees the re-serialised
  * form below.
  *
- * Limits: max_line counts the octets of a line as they are on the wire,
- * excluding its CRLF, so a stuffing dot counts ("..x" is 3 octets) and a
- * bare CR/LF or NUL inside a line counts too. That is the form RFC 5321
- * §4.5.3.1.6 limits (998 + CRLF). max_size counts content octets: after
+ * Limits: max_line counts the octets of a line excluding its CRLF and the
+ * dot doubled for transparency, as RFC 5321 4.5.3.1.6 does (998 + CRLF);
+ * a bare CR/LF or NUL inside a line counts. max_size counts content octets: after
  * unstuffing, CRLFs included, final ".\r\n" excluded. 0 means no limit
  * for either.
  *
@@ -37,7 +36,7 @@
 struct smtp_data_rx {
 	int		 state;		/* private */
 	size_t		 line_len;	/* octets in the current line so far */
-	size_t		 max_line;	/* wire octets, excluding CRLF, before LONG_LINE */
+	size_t		 max_line;	/* octets excluding CRLF and stuffing dot, before LONG_LINE */
 	uint64_t	 max_size;	/* content octets before TOO_BIG */
 	uint64_t	 size;		/* content octets seen (stored or not) */
 	uint64_t	 wire;		/* raw octets consumed */

@@ -24,6 +24,7 @@
 
 #include "buf.h"
 #include "log.h"
+#include "netaddr.h"
 #include "sim.h"
 #include "smtp_addr.h"
 #include "smtp_data.h"
@@ -491,6 +492,9 @@ sender_read_cb(struct bufferevent *bev, void *arg)
 	size_t len;
 	char *line;
 
+	/* Bytes can come before the connect event is delivered. */
+	if (s->state == SENDER_CONNECTING)
+		sender_enter_state(s, SENDER_GREETING);
 	while (s->state != SENDER_DONE) {
 		if ((line = evbuffer_readln(in, &len, EVBUFFER_EOL_CRLF)) == NULL) {
 			/* The limit is decided on the buffer, before parsing. */
@@ -500,7 +504,7 @@ sender_read_cb(struct bufferevent *bev, void *arg)
 			}
 			break;
 		}
-		if (s->state == SENDER_CONNECTING || len > SMTP_REPLY_LINE_MAX) {
+		if (len > SMTP_REPLY_LINE_MAX) {
 			free(line);
 			sender_print_error(s, "protocol");
 			sender_abort(s, SENDER_ERROR);
@@ -529,8 +533,10 @@ sender_event_cb(struct bufferevent *bev, short what, void *arg)
 	struct sender_session *s = arg;
 
 	if (what & BEV_EVENT_CONNECTED) {
+		netaddr_nodelay(bufferevent_getfd(bev));
 		log_msg(LOG_DEBUG, s->sid, "connected", NULL);
-		sender_enter_state(s, SENDER_GREETING);
+		if (s->state == SENDER_CONNECTING)
+			sender_enter_state(s, SENDER_GREETING);
 		return;
 	}
 	if (s->state == SENDER_QUIT) {
@@ -681,11 +687,12 @@ sender_usage_error(const char *what, const char *arg)
 	else
 		fprintf(stderr, "mta-sim send: %s\n", what);
 	sender_usage(stderr);
-	return SIM_EXIT_USAGE;
+	return -1;
 }
 
-int
-sender_main(int argc, char **argv)
+/* Fill snd from the command line: 0, 1 after --help, -1 on a mistake. */
+static int
+sender_options(struct sender *snd, int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "to", required_argument, NULL, 't' },
@@ -704,11 +711,110 @@ sender_main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
-	struct sender snd;
 	const char *to = NULL, *data = NULL, *err;
-	unsigned long v, i, share, extra;
+	unsigned long v;
 	double timeout = SENDER_TIMEOUT_DEFAULT;
-	int ch, have_size = 0, have_from = 0, rc;
+	int ch, have_size = 0, have_from = 0;
+
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "hq", opts, NULL)) != -1) {
+		switch (ch) {
+		case 't':
+			to = optarg;
+			break;
+		case 'f':
+			if ((snd->from = sender_opt_addr(optarg)) == NULL)
+				return sender_usage_error("bad --from", optarg);
+			have_from = 1;
+			break;
+		case 'r': {
+			const char *a = sender_opt_addr(optarg), **nv;
+
+			if (a == NULL || *a == '\0')
+				return sender_usage_error("bad --rcpt", optarg);
+			if ((nv = reallocarray(snd->rcpts, snd->nrcpt + 1,
+			    sizeof(*nv))) == NULL)
+				log_fatal("out of memory");
+			nv[snd->nrcpt++] = a;
+			snd->rcpts = nv;
+			break;
+		}
+		case 'n':
+			if (sender_opt_ulong(optarg, 1, 10000000, &snd->count) == -1)
+				return sender_usage_error("bad --count", optarg);
+			break;
+		case 'm':
+			if (sender_opt_ulong(optarg, 1, 10000, &snd->nsessions) == -1)
+				return sender_usage_error("bad --sessions", optarg);
+			break;
+		case 'D':
+			data = optarg;
+			break;
+		case 'z':
+			if (sender_opt_ulong(optarg, 0, SENDER_DATA_MAX, &v) == -1)
+				return sender_usage_error("bad --size", optarg);
+			snd->size = v;
+			have_size = 1;
+			break;
+		case 'S':
+			for (const char *c = optarg; *c; c++)
+				if ((unsigned char)*c < 0x20 || *c == 0x7f)
+					return sender_usage_error("bad --subject", optarg);
+			snd->subject = optarg;
+			break;
+		case 'H':
+			for (const char *c = optarg; *c; c++)
+				if ((unsigned char)*c <= 0x20 || *c == 0x7f)
+					return sender_usage_error("bad --helo", optarg);
+			if (*optarg == '\0')
+				return sender_usage_error("bad --helo", optarg);
+			snd->helo = optarg;
+			break;
+		case 'T':
+			if (sim_parse_seconds(optarg, &timeout, 0) == -1)
+				return sender_usage_error("bad --timeout", optarg);
+			break;
+		case 'q':
+			snd->quiet = 1;
+			break;
+		case 'M':
+			if (sender_opt_param(&snd->mail_params, optarg) == -1)
+				return sender_usage_error("bad --mail-param", optarg);
+			break;
+		case 'R':
+			if (sender_opt_param(&snd->rcpt_params, optarg) == -1)
+				return sender_usage_error("bad --rcpt-param", optarg);
+			break;
+		case 'h':
+			sender_usage(stdout);
+			return 1;
+		default:
+			sender_usage(stderr);
+			return -1;
+		}
+	}
+	if (optind != argc)
+		return sender_usage_error("unexpected argument", argv[optind]);
+	if (to == NULL || !have_from || snd->nrcpt == 0)
+		return sender_usage_error("--to, --from and --rcpt are required", NULL);
+	if (data != NULL && have_size)
+		return sender_usage_error("--data and --size exclude each other", NULL);
+	if (sim_resolve(to, 1, &snd->ss, &snd->sslen, &err) == -1)
+		return sender_usage_error(err, to);
+	if (data != NULL && sender_load_data(snd, data) == -1)
+		return SIM_EXIT_USAGE;
+	snd->timeout.tv_sec = (time_t)timeout;
+	snd->timeout.tv_usec = (suseconds_t)((timeout - (double)snd->timeout.tv_sec) *
+	    1e6);
+	return 0;
+}
+
+int
+sender_main(int argc, char **argv)
+{
+	struct sender snd;
+	unsigned long i, share, extra;
+	int rc;
 
 	memset(&snd, 0, sizeof(snd));
 	snd.count = 1;
@@ -719,97 +825,10 @@ sender_main(int argc, char **argv)
 	buf_init(&snd.data);
 	buf_init(&snd.mail_params);
 	buf_init(&snd.rcpt_params);
-
-	optind = 1;
-	while ((ch = getopt_long(argc, argv, "hq", opts, NULL)) != -1) {
-		switch (ch) {
-		case 't':
-			to = optarg;
-			break;
-		case 'f':
-			if ((snd.from = sender_opt_addr(optarg)) == NULL)
-				return sender_usage_error("bad --from", optarg);
-			have_from = 1;
-			break;
-		case 'r': {
-			const char *a = sender_opt_addr(optarg), **nv;
-
-			if (a == NULL || *a == '\0')
-				return sender_usage_error("bad --rcpt", optarg);
-			if ((nv = reallocarray(snd.rcpts, snd.nrcpt + 1,
-			    sizeof(*nv))) == NULL)
-				log_fatal("out of memory");
-			nv[snd.nrcpt++] = a;
-			snd.rcpts = nv;
-			break;
-		}
-		case 'n':
-			if (sender_opt_ulong(optarg, 1, 10000000, &snd.count) == -1)
-				return sender_usage_error("bad --count", optarg);
-			break;
-		case 'm':
-			if (sender_opt_ulong(optarg, 1, 10000, &snd.nsessions) == -1)
-				return sender_usage_error("bad --sessions", optarg);
-			break;
-		case 'D':
-			data = optarg;
-			break;
-		case 'z':
-			if (sender_opt_ulong(optarg, 0, SENDER_DATA_MAX, &v) == -1)
-				return sender_usage_error("bad --size", optarg);
-			snd.size = v;
-			have_size = 1;
-			break;
-		case 'S':
-			for (const char *c = optarg; *c; c++)
-				if ((unsigned char)*c < 0x20 || *c == 0x7f)
-					return sender_usage_error("bad --subject", optarg);
-			snd.subject = optarg;
-			break;
-		case 'H':
-			for (const char *c = optarg; *c; c++)
-				if ((unsigned char)*c <= 0x20 || *c == 0x7f)
-					return sender_usage_error("bad --helo", optarg);
-			if (*optarg == '\0')
-				return sender_usage_error("bad --helo", optarg);
-			snd.helo = optarg;
-			break;
-		case 'T':
-			if (sim_parse_seconds(optarg, &timeout, 0) == -1)
-				return sender_usage_error("bad --timeout", optarg);
-			break;
-		case 'q':
-			snd.quiet = 1;
-			break;
-		case 'M':
-			if (sender_opt_param(&snd.mail_params, optarg) == -1)
-				return sender_usage_error("bad --mail-param", optarg);
-			break;
-		case 'R':
-			if (sender_opt_param(&snd.rcpt_params, optarg) == -1)
-				return sender_usage_error("bad --rcpt-param", optarg);
-			break;
-		case 'h':
-			sender_usage(stdout);
-			return 0;
-		default:
-			sender_usage(stderr);
-			return SIM_EXIT_USAGE;
-		}
+	if ((rc = sender_options(&snd, argc, argv)) != 0) {
+		rc = rc == 1 ? 0 : SIM_EXIT_USAGE;
+		goto out;
 	}
-	if (optind != argc)
-		return sender_usage_error("unexpected argument", argv[optind]);
-	if (to == NULL || !have_from || snd.nrcpt == 0)
-		return sender_usage_error("--to, --from and --rcpt are required", NULL);
-	if (data != NULL && have_size)
-		return sender_usage_error("--data and --size exclude each other", NULL);
-	if (sim_resolve(to, 1, &snd.ss, &snd.sslen, &err) == -1)
-		return sender_usage_error(err, to);
-	if (data != NULL && sender_load_data(&snd, data) == -1)
-		return SIM_EXIT_USAGE;
-	snd.timeout.tv_sec = (time_t)timeout;
-	snd.timeout.tv_usec = (suseconds_t)((timeout - (double)snd.timeout.tv_sec) *
-	    1e6);
 
 	if ((snd.base = event_base_new()) == NULL)
 		log_fatal("event_base_new failed");
@@ -829,6 +848,7 @@ sender_main(int argc, char **argv)
 	rc = snd.outcome[SENDER_ACCEPTED] == snd.count ? 0 : 1;
 
 	event_base_free(snd.base);
+out:
 	free(snd.rcpts);
 	buf_free(&snd.data);
 	buf_free(&snd.mail_params);

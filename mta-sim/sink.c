@@ -179,6 +179,9 @@ sink_enter_state(struct sink_session *s, enum sink_state st)
 	s->state = st;
 }
 
+static void	sink_event(struct sink_session *, const char *, ...)
+		    __attribute__((format(printf, 2, 3)));
+
 /* One line of events.log; written through before any reply that follows. */
 static void
 sink_event(struct sink_session *s, const char *fmt, ...)
@@ -992,11 +995,13 @@ sink_dot(struct sink_session *s)
 	if (sink_store(s, accepted, &n) == -1) {
 		if (s->early == 0)
 			sink_reply(s, 451, "4.3.0", "Cannot store message");
-	} else if (s->early != 0)
-		;	/* the body rule has answered already */
-	else if (ov != NULL)
+		sink_reset_txn(s);
+		return 1;
+	}
+	/* After an early reply from a body rule, the dot gets none. */
+	if (s->early == 0 && ov != NULL)
 		sink_reply_verbatim(s, ov);
-	else {
+	else if (s->early == 0) {
 		snprintf(text, sizeof(text), "Ok: queued as msg-%06lu", n);
 		sink_reply(s, 250, "2.0.0", text);
 	}
@@ -1144,6 +1149,7 @@ sink_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
 		evutil_closesocket(fd);
 		return;
 	}
+	netaddr_nodelay(fd);
 	s->sink = sk;
 	s->id = ++sk->nsessions;
 	s->wire_fd = -1;
@@ -1269,8 +1275,9 @@ sink_listen(struct sink *sk, const char *addr)
 	return 0;
 }
 
-int
-sink_main(int argc, char **argv)
+/* Fill sk from the command line: 0, 1 after --help, -1 on a mistake. */
+static int
+sink_options(struct sink *sk, int argc, char **argv, const char **listen_on)
 {
 	static const struct option opts[] = {
 		{ "listen", required_argument, NULL, 'l' },
@@ -1284,11 +1291,92 @@ sink_main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
+	const char *greeting = NULL, *err;
+	char deftext[RULES_TEXT_MAX];
+	int ch, r;
+
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'l':
+			*listen_on = optarg;
+			break;
+		case 'd':
+			sk->dir = optarg;
+			break;
+		case 'H':
+			sk->hostname = optarg;
+			break;
+		case 'r':
+			if (rules_add(&sk->rules, optarg, &err) == -1) {
+				fprintf(stderr, "mta-sim sink: --rule '%s': %s\n",
+				    optarg, err);
+				return -1;
+			}
+			break;
+		case 'x':
+			if (sink_opt_ext(sk, optarg) == -1) {
+				fprintf(stderr, "mta-sim sink: --no-ext: unknown "
+				    "extension '%s'\n", optarg);
+				return -1;
+			}
+			break;
+		case 'E':
+			sk->no_ehlo = 1;
+			break;
+		case 'g':
+			greeting = optarg;
+			break;
+		case 's':
+			if (sink_opt_size(optarg, &sk->max_size) == -1) {
+				fprintf(stderr, "mta-sim sink: bad "
+				    "--max-message-size '%s'\n", optarg);
+				return -1;
+			}
+			break;
+		case 'h':
+			sink_usage(stdout);
+			return 1;
+		default:
+			sink_usage(stderr);
+			return -1;
+		}
+	}
+	if (optind != argc || sk->dir == NULL) {
+		fprintf(stderr, "mta-sim sink: %s\n", sk->dir == NULL ?
+		    "--dir is required" : "unexpected argument");
+		sink_usage(stderr);
+		return -1;
+	}
+	for (const char *h = sk->hostname; *h; h++)
+		if ((unsigned char)*h <= 0x20 || *h == 0x7f) {
+			fprintf(stderr, "mta-sim sink: bad --hostname\n");
+			return -1;
+		}
+	if (greeting == NULL) {
+		r = snprintf(deftext, sizeof(deftext), "220 %s ESMTP mta-sim",
+		    sk->hostname);
+		if (r < 0 || (size_t)r >= sizeof(deftext)) {
+			fprintf(stderr, "mta-sim sink: --hostname too long\n");
+			return -1;
+		}
+		greeting = deftext;
+	}
+	if (rules_parse_reply(greeting, &sk->greeting, &err) == -1) {
+		fprintf(stderr, "mta-sim sink: --greeting: %s\n", err);
+		return -1;
+	}
+	return 0;
+}
+
+int
+sink_main(int argc, char **argv)
+{
 	struct sink sk;
 	struct sink_session *s;
-	const char *listen_on = "127.0.0.1:0", *greeting = NULL, *err;
-	char path[PATH_MAX], deftext[RULES_TEXT_MAX];
-	int ch, r;
+	const char *listen_on = "127.0.0.1:0";
+	char path[PATH_MAX];
+	int r;
 
 	memset(&sk, 0, sizeof(sk));
 	sk.hostname = "mta-sim.localhost";
@@ -1297,77 +1385,9 @@ sink_main(int argc, char **argv)
 	sk.max_size = SINK_SIZE_DEFAULT;
 	sk.events_fd = -1;
 	TAILQ_INIT(&sk.sessions);
-
-	optind = 1;
-	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		switch (ch) {
-		case 'l':
-			listen_on = optarg;
-			break;
-		case 'd':
-			sk.dir = optarg;
-			break;
-		case 'H':
-			sk.hostname = optarg;
-			break;
-		case 'r':
-			if (rules_add(&sk.rules, optarg, &err) == -1) {
-				fprintf(stderr, "mta-sim sink: --rule '%s': %s\n",
-				    optarg, err);
-				return SIM_EXIT_USAGE;
-			}
-			break;
-		case 'x':
-			if (sink_opt_ext(&sk, optarg) == -1) {
-				fprintf(stderr, "mta-sim sink: --no-ext: unknown "
-				    "extension '%s'\n", optarg);
-				return SIM_EXIT_USAGE;
-			}
-			break;
-		case 'E':
-			sk.no_ehlo = 1;
-			break;
-		case 'g':
-			greeting = optarg;
-			break;
-		case 's':
-			if (sink_opt_size(optarg, &sk.max_size) == -1) {
-				fprintf(stderr, "mta-sim sink: bad "
-				    "--max-message-size '%s'\n", optarg);
-				return SIM_EXIT_USAGE;
-			}
-			break;
-		case 'h':
-			sink_usage(stdout);
-			return 0;
-		default:
-			sink_usage(stderr);
-			return SIM_EXIT_USAGE;
-		}
-	}
-	if (optind != argc || sk.dir == NULL) {
-		fprintf(stderr, "mta-sim sink: %s\n", sk.dir == NULL ?
-		    "--dir is required" : "unexpected argument");
-		sink_usage(stderr);
-		return SIM_EXIT_USAGE;
-	}
-	for (const char *h = sk.hostname; *h; h++)
-		if ((unsigned char)*h <= 0x20 || *h == 0x7f) {
-			fprintf(stderr, "mta-sim sink: bad --hostname\n");
-			return SIM_EXIT_USAGE;
-		}
-	if (greeting == NULL) {
-		r = snprintf(deftext, sizeof(deftext), "220 %s ESMTP mta-sim",
-		    sk.hostname);
-		if (r < 0 || (size_t)r >= sizeof(deftext)) {
-			fprintf(stderr, "mta-sim sink: --hostname too long\n");
-			return SIM_EXIT_USAGE;
-		}
-		greeting = deftext;
-	}
-	if (rules_parse_reply(greeting, &sk.greeting, &err) == -1) {
-		fprintf(stderr, "mta-sim sink: --greeting: %s\n", err);
-		return SIM_EXIT_USAGE;
+	if ((r = sink_options(&sk, argc, argv, &listen_on)) != 0) {
+		rules_free(&sk.rules);
+		return r == 1 ? 0 : SIM_EXIT_USAGE;
 	}
 
 	if (mkdir(sk.dir, 0755) == -1 && errno != EEXIST)
@@ -1381,8 +1401,12 @@ sink_main(int argc, char **argv)
 
 	if ((sk.base = event_base_new()) == NULL)
 		log_fatal("event_base_new failed");
-	if (sink_listen(&sk, listen_on) == -1)
+	if (sink_listen(&sk, listen_on) == -1) {
+		event_base_free(sk.base);
+		close(sk.events_fd);
+		rules_free(&sk.rules);
 		return 1;
+	}
 	sk.sigterm = evsignal_new(sk.base, SIGTERM, sink_signal_cb, &sk);
 	sk.sigint = evsignal_new(sk.base, SIGINT, sink_signal_cb, &sk);
 	if (sk.sigterm == NULL || sk.sigint == NULL ||

@@ -26,7 +26,7 @@ enum dns_status {
 	DNS_NODATA,		/* the name exists, but has no record of that type */
 	DNS_TEMPFAIL,		/* timeout, SERVFAIL, REFUSED, bad answer, no memory */
 	DNS_NULLMX,		/* RFC 7505: the domain accepts no mail */
-	DNS_CANCELLED		/* dns_free() while the query was outstanding */
+	DNS_CANCELLED		/* only from dns_free(), see there */
 };
 
 /* Which addresses dns_lookup_addrs() asks for, and in which order. */
@@ -77,7 +77,8 @@ struct dns_query *dns_lookup_addrs(struct dns *, const char *name,
  * MX records of a domain, sorted by preference (answer order kept among
  * equal preferences; the caller may shuffle those). Targets that are not
  * host names are dropped (DNS_TEMPFAIL if none is left). A lone "." target
- * is DNS_NULLMX; "." among real targets is dropped. No MX records at all
+ * (any preference) is DNS_NULLMX with n = 0; "." among real targets is
+ * dropped. No MX records at all
  * is DNS_NODATA (fall back to A/AAAA, RFC 5321 section 5.1).
  * ttl: the smallest MX TTL for DNS_OK and DNS_NULLMX; for DNS_NODATA and
  * DNS_NXDOMAIN the negative-caching TTL from the SOA (RFC 2308), or 0

@@ -52,6 +52,7 @@ listener_accept(struct evconnlistener *lev, evutil_socket_t fd,
 		listener_refuse(fd, l->cfg);
 		return;
 	}
+	netaddr_nodelay(fd);
 	if (smtp_server_start(l->base, l->cfg, l->dns, fd, sa,
 	    (socklen_t)salen) == -1)
 		log_msg(LOG_ERR, NULL, "accept-failed", "reason=nomem");

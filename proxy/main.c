@@ -14,6 +14,8 @@
 #include "dns.h"
 #include "listener.h"
 #include "log.h"
+#include "notify.h"
+#include "smtp_client.h"
 #include "smtp_server.h"
 
 #define MAILPREVENT_VERSION	"0.1.0"
@@ -185,15 +187,17 @@ main(int argc, char *argv[])
 		log_fatal("cannot create the event loop");
 	if ((mp.dns = dns_new(mp.base, NULL, 5000, 2, err, sizeof(err))) == NULL)
 		log_fatal("dns: %s", err);
-	if ((mp.listener = listener_new(mp.base, mp.cfg, mp.dns, err,
-	    sizeof(err))) == NULL)
-		log_fatal("%s", err);
-	smtp_server_on_close(main_sessions_changed);
+	/* Signals first: "listening" promises that SIGHUP/SIGTERM are handled. */
 	sigs[0] = evsignal_new(mp.base, SIGHUP, main_signal, NULL);
 	sigs[1] = evsignal_new(mp.base, SIGTERM, main_signal, NULL);
 	sigs[2] = evsignal_new(mp.base, SIGINT, main_signal, NULL);
 	for (int i = 0; i < 3; i++)
-		evsignal_add(sigs[i], NULL);
+		if (sigs[i] == NULL || evsignal_add(sigs[i], NULL) == -1)
+			log_fatal("cannot install signal handlers");
+	smtp_server_on_close(main_sessions_changed);
+	if ((mp.listener = listener_new(mp.base, mp.cfg, mp.dns, err,
+	    sizeof(err))) == NULL)
+		log_fatal("%s", err);
 
 	event_base_dispatch(mp.base);
 
@@ -203,6 +207,9 @@ main(int argc, char *argv[])
 	if (mp.shutdown_timer)
 		event_free(mp.shutdown_timer);
 	listener_free(mp.listener);
+	smtp_server_close_all("Service shutting down");
+	notify_shutdown();
+	smtp_client_free_detached();
 	dns_free(mp.dns);
 	config_unref(mp.cfg);
 	event_base_free(mp.base);

@@ -23,6 +23,8 @@ struct policy_set;
 #define POLICY_SAMPLE_MAX	64
 #define POLICY_MAX_HEADERS	3
 #define POLICY_ERR_MAX		512
+#define POLICY_REPLY_MAX	510	/* a reply line; 512 with CRLF */
+#define POLICY_HEADER_MAX	998	/* a header line, RFC 5322 2.1.1 */
 
 struct policy_limits {
 	uint64_t	instructions;	/* per match() call; default 50,000,000 */
@@ -64,6 +66,7 @@ struct policy_envelope {
 	const char		 *client_ip;
 	const char		 *content;	/* un-stuffed message, CRLF */
 	size_t			  size;
+	const char		 *sid;		/* for log lines; may be NULL */
 };
 
 struct policy_hit {
@@ -120,5 +123,15 @@ const char *verdict_action_name(enum verdict_action);
 const char *policy_check_reply(const char *s, int *code, char *enh, size_t enhsz,
 	    const char **text);
 const char *policy_check_header(const char *s);
+/* "local@domain" (dot-atom local part, DNS domain): redirect, notify.to. */
+const char *policy_check_address(const char *s);
+
+/*
+ * Append tmpl to out with {policy}, {sender}, {recipients}, {count},
+ * {sample}, {client_ip} and {helo} replaced (docs/lua-api.md); CR, LF and
+ * NUL in the values become spaces. -1 when memory runs out.
+ */
+int	policy_expand(struct buf *out, const char *tmpl,
+	    const struct policy_hit *, const struct policy_envelope *);
 
 #endif

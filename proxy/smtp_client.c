@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 #include <strings.h>
 #include <unistd.h>
 
@@ -41,6 +42,7 @@ static const char *const smtp_client_states[] = {
 };
 
 struct smtp_client {
+	LIST_ENTRY(smtp_client)	 detached;	/* on smtp_client_quitting while in QUIT */
 	struct event_base	*base;
 	struct bufferevent	*bev;
 	struct event		*timer;
@@ -54,6 +56,10 @@ struct smtp_client {
 	struct smtp_reply	 reply;
 	struct buf		 payload;
 };
+
+/* Clients that own themselves after QUIT, so exit can reclaim them. */
+static LIST_HEAD(, smtp_client) smtp_client_quitting =
+    LIST_HEAD_INITIALIZER(smtp_client_quitting);
 
 static void smtp_client_readcb(struct bufferevent *, void *);
 static void smtp_client_writecb(struct bufferevent *, void *);
@@ -129,6 +135,8 @@ smtp_client_free(struct smtp_client *c)
 {
 	if (c == NULL)
 		return;
+	if (c->state == CLIENT_QUIT)
+		LIST_REMOVE(c, detached);
 	if (c->bev)
 		bufferevent_free(c->bev);
 	event_free(c->timer);
@@ -145,15 +153,15 @@ smtp_client_fail(struct smtp_client *c, const char *why)
 
 	if (was == CLIENT_FAILED)
 		return;
+	if (was == CLIENT_QUIT) {	/* detached: nobody to tell */
+		smtp_client_free(c);
+		return;
+	}
 	log_msg(LOG_INFO, c->sid, "nexthop-failed", "hop=%s state=%s reason=\"%s\"",
 	    c->label, smtp_client_strstate(was), why);
 	smtp_client_enter_state(c, CLIENT_FAILED);
 	if (c->bev)
 		bufferevent_disable(c->bev, EV_READ | EV_WRITE);
-	if (was == CLIENT_QUIT) {	/* detached: nobody to tell */
-		smtp_client_free(c);
-		return;
-	}
 	c->cb(c, SMTP_CLIENT_FAILED, NULL, why, c->arg);
 }
 
@@ -168,6 +176,7 @@ smtp_client_connect(struct smtp_client *c, const struct sockaddr *sa,
 	fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd == -1)
 		return -1;
+	netaddr_nodelay(fd);
 	if (c->opts.source != NULL &&
 	    (c->opts.source->sa_family != sa->sa_family ||
 	    bind(fd, c->opts.source, c->opts.sourcelen) == -1)) {
@@ -529,7 +538,15 @@ smtp_client_quit(struct smtp_client *c)
 		smtp_client_free(c);
 		return;
 	}
+	LIST_INSERT_HEAD(&smtp_client_quitting, c, detached);
 	smtp_client_send(c, "QUIT\r\n", 6, CLIENT_QUIT);
+}
+
+void
+smtp_client_free_detached(void)
+{
+	while (!LIST_EMPTY(&smtp_client_quitting))
+		smtp_client_free(LIST_FIRST(&smtp_client_quitting));
 }
 
 int

@@ -54,6 +54,8 @@ void	smtp_client_data(struct smtp_client *, struct buf *payload);
 void	smtp_client_rset(struct smtp_client *);
 /* Send QUIT and let the client free itself once answered; no more callbacks. */
 void	smtp_client_quit(struct smtp_client *);
+/* At exit: free clients still waiting for their QUIT reply. */
+void	smtp_client_free_detached(void);
 void	smtp_client_free(struct smtp_client *);
 
 int		 smtp_client_ready(const struct smtp_client *);	/* idle and usable */

@@ -530,10 +530,39 @@ h_setup(void)
 	}
 }
 
+/* Why a child is a failure once stopped, or NULL. */
+static const char *
+h_stop_problem(struct proc *p, int timely)
+{
+	static const char *const marks[] = {
+		"ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+		"runtime error:", "WARNING: ThreadSanitizer", NULL
+	};
+	size_t i;
+	const char *err = proc_output(p, H_STDERR, NULL);
+
+	for (i = 0; marks[i] != NULL; i++)
+		if (strstr(err, marks[i]) != NULL)
+			return h_strf("%s reported \"%s\"", p->name, marks[i]);
+	/* Only the proxy promises a clean exit on SIGTERM. */
+	if (strcmp(p->name, "mailprevent") != 0)
+		return NULL;
+	if (!timely)
+		return h_strf("%s did not exit within 5 s of SIGTERM with no "
+		    "client connected", p->name);
+	if (WIFSIGNALED(p->status) && WTERMSIG(p->status) != SIGTERM)
+		return h_strf("%s died of signal %d after SIGTERM", p->name,
+		    WTERMSIG(p->status));
+	if (WIFEXITED(p->status) && WEXITSTATUS(p->status) != 0)
+		return h_strf("%s exited with status %d after SIGTERM",
+		    p->name, WEXITSTATUS(p->status));
+	return NULL;
+}
+
 void
 h_teardown(void)
 {
-	struct proc *crashed = NULL;
+	const char *problem = NULL;
 	long long deadline;
 	size_t i;
 
@@ -542,11 +571,18 @@ h_teardown(void)
 
 	/* A child that died on its own during the test is a failure. */
 	h_pump(-1, 0, 0, NULL);
-	for (i = 0; i < h_nprocs; i++) {
-		proc_reap(h_procs[i]);
-		if (h_procs[i]->exited && !h_procs[i]->stopping &&
-		    crashed == NULL)
-			crashed = h_procs[i];
+	for (i = 0; i < h_nprocs && problem == NULL; i++) {
+		struct proc *p = h_procs[i];
+
+		proc_reap(p);
+		if (!p->exited || p->stopping)
+			continue;
+		if (WIFSIGNALED(p->status))
+			problem = h_strf("%s died of signal %d during the test",
+			    p->name, WTERMSIG(p->status));
+		else
+			problem = h_strf("%s exited with status %d during the "
+			    "test", p->name, WEXITSTATUS(p->status));
 	}
 
 	for (i = 0; i < h_nprocs; i++)
@@ -556,24 +592,19 @@ h_teardown(void)
 		}
 	deadline = h_now_ms() + 5000;
 	for (i = 0; i < h_nprocs; i++) {
-		int st;
+		struct proc *p = h_procs[i];
+		int st, timely;
 
-		if (!proc_wait_exit(h_procs[i], h_left(deadline), &st)) {
-			kill(h_procs[i]->pid, SIGKILL);
-			proc_wait_exit(h_procs[i], 2000, &st);
+		timely = proc_wait_exit(p, h_left(deadline), &st);
+		if (!timely) {
+			kill(p->pid, SIGKILL);
+			proc_wait_exit(p, 2000, &st);
 		}
+		if (problem == NULL)
+			problem = h_stop_problem(p, timely);
 	}
-	if (crashed != NULL) {
-		char why[64];
-
-		if (WIFSIGNALED(crashed->status))
-			snprintf(why, sizeof(why), "signal %d",
-			    WTERMSIG(crashed->status));
-		else
-			snprintf(why, sizeof(why), "exit status %d",
-			    WEXITSTATUS(crashed->status));
-		H_DIE("%s exited during the test (%s)", crashed->name, why);
-	}
+	if (problem != NULL)
+		H_DIE("%s", problem);
 
 	for (i = 0; i < h_nsinks; i++)
 		if (h_sinks[i]->ino != -1)
@@ -581,6 +612,10 @@ h_teardown(void)
 	for (i = 0; i < h_nprocs; i++) {
 		buf_free(&h_procs[i]->out[0]);
 		buf_free(&h_procs[i]->out[1]);
+		if (h_procs[i]->fd[0] != -1)
+			close(h_procs[i]->fd[0]);
+		if (h_procs[i]->fd[1] != -1)
+			close(h_procs[i]->fd[1]);
 		if (h_procs[i]->pidfd != -1)
 			close(h_procs[i]->pidfd);
 		free(h_procs[i]);
@@ -646,6 +681,9 @@ h_dump(void)
 		struct proc *p = h_procs[i];
 		char title[1200];
 
+		/* Pipes close a moment before the exit status is there. */
+		if (p->fd[0] == -1 && p->fd[1] == -1)
+			proc_wait_exit(p, 1000, NULL);
 		proc_reap(p);
 		fprintf(stderr, "---- process %s pid %ld: %s [%s]\n", p->name,
 		    (long)p->pid, p->cmdline, !p->exited ? "running" :
@@ -846,9 +884,12 @@ proc_start(const char *name, char *const argv[])
 		dup2(devnull, STDIN_FILENO);
 		dup2(outp[1], STDOUT_FILENO);
 		dup2(errp[1], STDERR_FILENO);
+		/* Children start with default signals, as from a shell. */
+		for (int sig = 1; sig < NSIG; sig++)
+			if (sig != SIGKILL && sig != SIGSTOP)
+				signal(sig, SIG_DFL);
 		sigemptyset(&all);
 		sigprocmask(SIG_SETMASK, &all, NULL);
-		signal(SIGPIPE, SIG_DFL);
 		execv(argv[0], argv);
 		dprintf(STDERR_FILENO, "harness: exec %s: %s\n", argv[0],
 		    strerror(errno));
@@ -941,6 +982,8 @@ proc_wait_exit(struct proc *p, int ms, int *status)
 {
 	long long deadline = h_now_ms() + ms;
 
+	/* A test that waits for an exit expects it: not a crash at teardown. */
+	p->stopping = 1;
 	for (;;) {
 		proc_reap(p);
 		if (p->exited) {
@@ -1192,7 +1235,7 @@ sink_wait_events(struct sink *s, const char *substr, size_t n)
 }
 
 void
-sink_wait_idle(struct sink *s)
+sink_wait_idle_at(const char *file, int line, struct sink *s)
 {
 	long long deadline = h_now_ms() + H_DEADLINE_MS;
 	size_t conn, closed;
@@ -1203,9 +1246,9 @@ sink_wait_idle(struct sink *s)
 		if (closed >= conn)
 			return;
 		if (h_left(deadline) == 0)
-			H_DIE("sink: %zu connections, only %zu closed (did the "
-			    "proxy keep its outbound session open after the "
-			    "client left?)", conn, closed);
+			h_die(file, line, "sink: %zu connections, only %zu "
+			    "closed (did the proxy keep its outbound session "
+			    "open after the client left?)", conn, closed);
 		h_pump(-1, 0, h_left(deadline), NULL);
 	}
 }
@@ -1274,13 +1317,23 @@ proxy_start(const char *yaml)
 }
 
 char *
-proxy_wait_log(struct proxy *px, const char *substr)
+proxy_wait_log_at(const char *file, int line_, struct proxy *px,
+    const char *substr)
 {
 	char *line = proc_wait_line(px->proc, H_STDERR, substr, H_DEADLINE_MS);
 
+	if (line == NULL && px->proc->fd[H_STDERR] == -1) {
+		int st = 0;
+
+		if (proc_wait_exit(px->proc, 1000, &st) && WIFSIGNALED(st))
+			h_die(file, line_, "mailprevent died of signal %d before "
+			    "logging \"%s\"", WTERMSIG(st), substr);
+		h_die(file, line_, "mailprevent closed its stderr (exit status "
+		    "%d) before logging \"%s\"", WEXITSTATUS(st), substr);
+	}
 	if (line == NULL)
-		H_DIE("mailprevent did not log a line containing \"%s\"",
-		    substr);
+		h_die(file, line_, "mailprevent did not log a line containing "
+		    "\"%s\"", substr);
 	return line;
 }
 

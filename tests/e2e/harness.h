@@ -161,7 +161,8 @@ char	**sink_wires(struct sink *, size_t *n);
  * (events.log: as many "event=close" as "event=connect"), so that its
  * files are final. Fails the test at the deadline.
  */
-void	 sink_wait_idle(struct sink *);
+#define sink_wait_idle(s)	sink_wait_idle_at(__FILE__, __LINE__, s)
+void	 sink_wait_idle_at(const char *file, int line, struct sink *);
 /* Wait until events.log holds at least n lines containing substr. */
 void	 sink_wait_events(struct sink *, const char *substr, size_t n);
 size_t	 sink_events(struct sink *, const char *substr);
@@ -182,7 +183,10 @@ struct proxy *proxy_start(const char *yaml);
 void	 proxy_write_config(struct proxy *, const char *yaml);
 /* Wait for a stderr line containing substr after the cursor; fails the
  * test at the deadline. proc_mark(px->proc, H_STDERR) sets the cursor. */
-char	*proxy_wait_log(struct proxy *, const char *substr);
+#define proxy_wait_log(px, substr)					\
+	proxy_wait_log_at(__FILE__, __LINE__, px, substr)
+char	*proxy_wait_log_at(const char *file, int line, struct proxy *,
+	    const char *substr);
 /*
  * The tests' usual configuration: forward mode, next_hop.hosts from
  * ports[0..n), helo_name mailprevent.test, pass header

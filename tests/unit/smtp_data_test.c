@@ -303,21 +303,21 @@ START_TEST(rx_line_999_long)
 }
 END_TEST
 
-/* The limit is on the wire form: a stuffing dot counts. */
+/* RFC 5321 4.5.3.1.6: the dot doubled for transparency does not count. */
 START_TEST(rx_line_stuffed_dot_counts)
 {
 	struct rx_result r;
 	size_t len;
 	char *in;
 
-	in = mk(".", 997, "\r\n.\r\n", &len);
+	in = mk(".", 998, "\r\n.\r\n", &len);
 	rx_all_splits(in, len, 998, 0, &r);
 	ck_assert_uint_eq(r.flags, 0);
-	ck_assert_uint_eq(r.out.len, 999);
+	ck_assert_uint_eq(r.out.len, 1000);
 	buf_free(&r.out);
 	free(in);
 
-	in = mk(".", 998, "\r\n.\r\n", &len);
+	in = mk(".", 999, "\r\n.\r\n", &len);
 	rx_all_splits(in, len, 998, 0, &r);
 	ck_assert_uint_eq(r.flags, LONG_LINE);
 	ck_assert_int_eq(r.done, 1);
@@ -497,9 +497,7 @@ ref_rx(const char *in, size_t len, size_t max_line, uint64_t max_size,
 		if (bol) {
 			bol = 0;
 			if (in[i] == '.') {
-				if (max_line && ++rf.line_len > max_line)
-					r->flags |= LONG_LINE;
-				i++;
+				i++;	/* stuffing dot: not counted */
 				if (i + 1 < len && in[i] == '\r' &&
 				    in[i + 1] == '\n') {
 					i += 2;
