@@ -43,6 +43,8 @@ rules_kind_name(enum rules_kind k)
 		return "drop";
 	case RULES_HANG:
 		return "hang";
+	case RULES_RAW:
+		return "raw";
 	}
 	return "?";
 }
@@ -52,7 +54,8 @@ static int
 rules_is_action(const char *s)
 {
 	return strncmp(s, "reply:", 6) == 0 || strncmp(s, "delay:", 6) == 0 ||
-	    strcmp(s, "drop") == 0 || strcmp(s, "hang") == 0;
+	    strcmp(s, "drop") == 0 || strcmp(s, "hang") == 0 ||
+	    strncmp(s, "raw:", 4) == 0 || strncmp(s, "raw-repeat:", 11) == 0;
 }
 
 static int
@@ -115,6 +118,9 @@ rules_parse_when(struct rules_rule *r, const char *s, size_t len,
 	return -1;
 }
 
+static int	rules_parse_raw(const char *, unsigned long, struct rules_action *,
+		    const char **);
+
 static int
 rules_parse_action(struct rules_action *a, const char *s, const char **err)
 {
@@ -142,8 +148,105 @@ rules_parse_action(struct rules_action *a, const char *s, const char **err)
 	}
 	if (strncmp(s, "reply:", 6) == 0)
 		return rules_parse_reply(s + 6, a, err);
-	*err = "unknown ACTION (reply:CODE TEXT, delay:SECONDS, drop, hang)";
+	if (strncmp(s, "raw:", 4) == 0)
+		return rules_parse_raw(s + 4, 1, a, err);
+	if (strncmp(s, "raw-repeat:", 11) == 0) {
+		unsigned long n;
+
+		s += 11;
+		if (*s < '0' || *s > '9') {
+			*err = "raw-repeat needs N:BYTES";
+			return -1;
+		}
+		errno = 0;
+		n = strtoul(s, &end, 10);
+		if (errno != 0 || *end != ':' || n == 0) {
+			*err = "raw-repeat needs N:BYTES with N >= 1";
+			return -1;
+		}
+		return rules_parse_raw(end + 1, n, a, err);
+	}
+	*err = "unknown ACTION (reply:CODE TEXT, delay:SECONDS, drop, hang, "
+	    "raw:BYTES, raw-repeat:N:BYTES)";
 	return -1;
+}
+
+static int
+rules_hex(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+long
+rules_unescape(const char *s, char *out, size_t max, const char **err)
+{
+	size_t n = 0;
+	int hi, lo;
+	char c;
+
+	for (; *s != '\0'; s++) {
+		c = *s;
+		if (c == '\\') {
+			switch (*++s) {
+			case 'r':  c = '\r'; break;
+			case 'n':  c = '\n'; break;
+			case 't':  c = '\t'; break;
+			case '0':  c = '\0'; break;
+			case '\\': c = '\\'; break;
+			case 'x':
+				if ((hi = rules_hex(s[1])) == -1 ||
+				    (lo = rules_hex(s[2])) == -1) {
+					*err = "\\x needs two hex digits";
+					return -1;
+				}
+				c = (char)(hi * 16 + lo);
+				s += 2;
+				break;
+			default:
+				*err = "unknown escape (\\r \\n \\t \\0 \\\\ \\xNN)";
+				return -1;
+			}
+		}
+		if (n == max) {
+			*err = "too many bytes";
+			return -1;
+		}
+		out[n++] = c;
+	}
+	return (long)n;
+}
+
+/*
+ * raw:BYTES: written as they are, so a test can play a next hop that
+ * breaks the protocol. code stays 0: a raw reply never counts as success.
+ */
+static int
+rules_parse_raw(const char *s, unsigned long repeat, struct rules_action *a,
+    const char **err)
+{
+	long n;
+
+	a->kind = RULES_RAW;
+	a->code = 0;
+	if ((n = rules_unescape(s, a->raw, sizeof(a->raw), err)) == -1)
+		return -1;
+	if (n == 0) {
+		*err = "raw needs at least one byte";
+		return -1;
+	}
+	if (repeat > RULES_RAW_TOTAL / (unsigned long)n) {
+		*err = "raw-repeat: N * BYTES is over 16 MiB";
+		return -1;
+	}
+	a->rawlen = (size_t)n;
+	a->repeat = repeat;
+	return 0;
 }
 
 int

@@ -29,16 +29,22 @@ enum rules_kind {
 	RULES_REPLY = 0,	/* send this reply instead of the normal one */
 	RULES_DELAY,		/* wait, then behave normally */
 	RULES_DROP,		/* close without replying */
-	RULES_HANG		/* never reply, keep the connection open */
+	RULES_HANG,		/* never reply, keep the connection open */
+	RULES_RAW		/* write these bytes instead of a reply */
 };
 
 #define RULES_TEXT_MAX	512
+#define RULES_RAW_MAX	512			/* decoded BYTES of raw: */
+#define RULES_RAW_TOTAL	(16UL * 1024 * 1024)	/* raw-repeat N * BYTES */
 
 struct rules_action {
 	enum rules_kind	 kind;
 	int		 code;			/* RULES_REPLY */
 	char		 text[RULES_TEXT_MAX];	/* RULES_REPLY, may be "" */
 	double		 delay;			/* RULES_DELAY, seconds */
+	char		 raw[RULES_RAW_MAX];	/* RULES_RAW, escapes decoded */
+	size_t		 rawlen;		/* RULES_RAW, >= 1 */
+	unsigned long	 repeat;		/* RULES_RAW, >= 1 */
 };
 
 struct rules_rule {
@@ -62,6 +68,11 @@ int	 rules_add(struct rules *, const char *spec, const char **err);
 void	 rules_free(struct rules *);
 /* Parse "CODE TEXT" (as in reply:CODE TEXT) into a RULES_REPLY action. */
 int	 rules_parse_reply(const char *, struct rules_action *, const char **err);
+/*
+ * Decode C-style escapes (\r \n \t \0 \\ \xNN) of s into out[0..max).
+ * Returns the decoded length, or -1 with *err on a bad escape or overflow.
+ */
+long	 rules_unescape(const char *s, char *out, size_t max, const char **err);
 
 /*
  * Count one occurrence of an event (addr: the recipient for RULES_RCPT,

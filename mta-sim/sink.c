@@ -110,7 +110,8 @@ struct sink_session {
 	struct buf		 raw;		/* the same bytes as on the wire */
 	int			 raw_full;
 	int			 body_seen;
-	int			 early;		/* code a body rule already replied */
+	int			 early;		/* code a body rule already replied
+						   (-1: raw bytes, not a success) */
 };
 
 TAILQ_HEAD(sink_sessions, sink_session);
@@ -234,13 +235,32 @@ sink_reply(struct sink_session *s, int code, const char *enh, const char *text)
 	buf_free(&out);
 }
 
-/* A reply given verbatim: --greeting and reply:CODE TEXT rules. */
+/* raw:BYTES (repeated): whatever the rule says, no CRLF added, no 421 close. */
+static void
+sink_send_raw(struct sink_session *s, const struct rules_action *a)
+{
+	struct evbuffer *out = bufferevent_get_output(s->bev);
+	unsigned long i;
+
+	sink_event(s, "event=raw bytes=%zu", a->rawlen * a->repeat);
+	for (i = 0; i < a->repeat; i++)
+		if (evbuffer_add(out, a->raw, a->rawlen) == -1) {
+			log_msg(LOG_ERR, s->sid, "raw", "error=ENOMEM");
+			return;
+		}
+}
+
+/* A reply given verbatim: --greeting, reply:CODE TEXT and raw: rules. */
 static void
 sink_reply_verbatim(struct sink_session *s, const struct rules_action *a)
 {
 	struct buf out = BUF_INIT;
 	int r;
 
+	if (a->kind == RULES_RAW) {
+		sink_send_raw(s, a);
+		return;
+	}
 	if (a->text[0] != '\0')
 		r = buf_appendf(&out, "%d %s\r\n", a->code, a->text);
 	else
@@ -308,6 +328,7 @@ sink_rule(struct sink_session *s, enum rules_when when, const char *addr,
 
 	switch (r->action.kind) {
 	case RULES_REPLY:
+	case RULES_RAW:
 		*ov = &r->action;
 		return SINK_GO;
 	case RULES_DELAY:
@@ -325,7 +346,8 @@ sink_rule(struct sink_session *s, enum rules_when when, const char *addr,
 
 /*
  * An override that is not a success reply for its step refuses the
- * command: the reply goes out and the command has no effect.
+ * command: the reply goes out and the command has no effect. A raw
+ * override has code 0, so it always refuses.
  */
 static int
 sink_refused(struct sink_session *s, const struct rules_action *ov, int ok)
@@ -929,7 +951,7 @@ sink_data_next(struct sink_session *s)
 		s->body_seen = 1;
 		if (ov != NULL) {
 			/* Answer now; the content is still read up to its dot. */
-			s->early = ov->code;
+			s->early = ov->kind == RULES_RAW ? -1 : ov->code;
 			sink_reply_verbatim(s, ov);
 			if (s->state != SINK_DATA)
 				return 1;
@@ -1208,7 +1230,9 @@ sink_usage(FILE *fp)
 	    "  events.log.  --listen defaults to 127.0.0.1:0.\n"
 	    "  WHEN:   connect helo ehlo mail rcpt rcpt:ADDR data body dot rset\n"
 	    "          quit, optionally #N (only the Nth occurrence)\n"
-	    "  ACTION: reply:CODE TEXT | delay:SECONDS | drop | hang\n"
+	    "  ACTION: reply:CODE TEXT | delay:SECONDS | drop | hang |\n"
+	    "          raw:BYTES | raw-repeat:N:BYTES (escapes \\r \\n \\t \\0\n"
+	    "          \\\\ \\xNN)\n"
 	    "  --no-ext: PIPELINING SIZE 8BITMIME DSN ENHANCEDSTATUSCODES\n");
 }
 

@@ -51,6 +51,7 @@ struct config_ctx {
 	struct config	*cf;
 	unsigned long	 lines[LINE_MAX];
 	int		 bad[LINE_MAX];	/* the key's value had an error */
+	unsigned long	 policies_line;
 };
 
 struct config_key;
@@ -97,6 +98,14 @@ static void	config_duration(struct config_ctx *, const struct config_key *,
 		    const char *, yaml_node_t *);
 static void	config_section(struct config_ctx *, const struct config_key *,
 		    const char *, yaml_node_t *);
+static void	config_list_policies(struct config_ctx *, const struct config_key *,
+		    const char *, yaml_node_t *);
+static void	config_string_path(struct config_ctx *, const struct config_key *,
+		    const char *, yaml_node_t *);
+static void	config_string_mailbox(struct config_ctx *, const struct config_key *,
+		    const char *, yaml_node_t *);
+static void	config_uint64(struct config_ctx *, const struct config_key *,
+		    const char *, yaml_node_t *);
 
 #define OFF(m)	offsetof(struct config, m)
 
@@ -130,6 +139,21 @@ static const struct config_key config_timeouts_keys[] = {
 	{ NULL, NULL, 0, 0, 0, LINE_NONE, NULL }
 };
 
+static const struct config_key config_notify_keys[] = {
+	{ "sender",	 config_string_mailbox, OFF(notify.sender), 0, 0, LINE_NONE, NULL },
+	{ "retries",	 config_uint, OFF(notify.retries), 0, 20, LINE_NONE, NULL },
+	{ "retry_delay", config_duration, OFF(notify.retry_delay), 1, CONFIG_TIMEOUT_MAX, LINE_NONE, NULL },
+	{ NULL, NULL, 0, 0, 0, LINE_NONE, NULL }
+};
+
+static const struct config_key config_policy_limits_keys[] = {
+	{ "instructions", config_uint64, OFF(policy_limits.instructions),
+	    100000, 100000000000ULL, LINE_NONE, NULL },
+	{ "memory",	  config_size, OFF(policy_limits.memory),
+	    1024 * 1024, CONFIG_SIZE_MAX, LINE_NONE, NULL },
+	{ NULL, NULL, 0, 0, 0, LINE_NONE, NULL }
+};
+
 static const struct config_key config_top_keys[] = {
 	{ "listen",		config_string_listen,	0, 0, 0, LINE_NONE, NULL },
 	{ "mode",		config_string_mode,	0, 0, 0, LINE_MODE, NULL },
@@ -144,6 +168,10 @@ static const struct config_key config_top_keys[] = {
 	{ "log_level",		config_string_loglevel,	0, 0, 0, LINE_NONE, NULL },
 	{ "limits",		config_section,		0, 0, 0, LINE_NONE, config_limits_keys },
 	{ "timeouts",		config_section,		0, 0, 0, LINE_NONE, config_timeouts_keys },
+	{ "policies",		config_list_policies,	0, 0, 0, LINE_NONE, NULL },
+	{ "policy_limits",	config_section,		0, 0, 0, LINE_NONE, config_policy_limits_keys },
+	{ "incident_log",	config_string_path,	OFF(incident_log), 0, 0, LINE_NONE, NULL },
+	{ "notify",		config_section,		0, 0, 0, LINE_NONE, config_notify_keys },
 	{ NULL, NULL, 0, 0, 0, LINE_NONE, NULL }
 };
 
@@ -156,6 +184,8 @@ static const struct {
 	{ "next_hop",	config_next_hop_keys },
 	{ "limits",	config_limits_keys },
 	{ "timeouts",	config_timeouts_keys },
+	{ "notify",	config_notify_keys },
+	{ "policy_limits", config_policy_limits_keys },
 };
 
 /* config_walk() keeps one "seen" slot per key (plus the NULL end). */
@@ -164,6 +194,8 @@ _Static_assert(NKEYS(config_top_keys) <= CONFIG_KEYS_MAX, "top keys");
 _Static_assert(NKEYS(config_next_hop_keys) <= CONFIG_KEYS_MAX, "next_hop");
 _Static_assert(NKEYS(config_limits_keys) <= CONFIG_KEYS_MAX, "limits");
 _Static_assert(NKEYS(config_timeouts_keys) <= CONFIG_KEYS_MAX, "timeouts");
+_Static_assert(NKEYS(config_notify_keys) <= CONFIG_KEYS_MAX, "notify");
+_Static_assert(NKEYS(config_policy_limits_keys) <= CONFIG_KEYS_MAX, "policy_limits");
 
 static void
 config_error(struct config_ctx *ctx, unsigned long line, const char *fmt, ...)
@@ -823,6 +855,119 @@ config_list_domains(struct config_ctx *ctx, const struct config_key *k,
 	}
 }
 
+/*
+ * A path from the file, relative to the configuration file's directory
+ * unless absolute, so a configuration works wherever it is started from.
+ */
+static char *
+config_resolve(struct config_ctx *ctx, const char *s, size_t len)
+{
+	const char *slash = strrchr(ctx->path, '/');
+	char *out;
+	int n;
+
+	if (s[0] == '/' || slash == NULL)
+		n = asprintf(&out, "%.*s", (int)len, s);
+	else
+		n = asprintf(&out, "%.*s/%.*s", (int)(slash - ctx->path),
+		    ctx->path, (int)len, s);
+	if (n < 0)
+		log_fatal("asprintf: %s", strerror(errno));
+	return out;
+}
+
+static void
+config_list_policies(struct config_ctx *ctx, const struct config_key *k,
+    const char *keypath, yaml_node_t *v)
+{
+	struct config *cf = ctx->cf;
+	yaml_node_item_t *items;
+	const char *s;
+	size_t i, n, len;
+
+	items = config_list(ctx, keypath, v, &n);
+	if (n == 0)
+		return;
+	if ((cf->policies = calloc(n, sizeof(*cf->policies))) == NULL)
+		log_fatal("calloc: %s", strerror(errno));
+	for (i = 0; i < n; i++) {
+		yaml_node_t *item = yaml_document_get_node(ctx->doc, items[i]);
+		char path[64];
+
+		snprintf(path, sizeof(path), "%s[%zu]", keypath, i);
+		if ((s = config_scalar(ctx, path, item, &len)) == NULL)
+			continue;
+		if (len == 0) {
+			config_error(ctx, config_line(item), "%s: empty path",
+			    path);
+			continue;
+		}
+		cf->policies[cf->npolicies++] = config_resolve(ctx, s, len);
+	}
+	ctx->policies_line = config_line(v);
+}
+
+static void
+config_string_path(struct config_ctx *ctx, const struct config_key *k,
+    const char *keypath, yaml_node_t *v)
+{
+	char **dst = (char **)(void *)((char *)ctx->cf + k->off);
+	const char *s;
+	size_t len;
+
+	if ((s = config_scalar(ctx, keypath, v, &len)) == NULL)
+		return;
+	free(*dst);
+	*dst = len ? config_resolve(ctx, s, len) : NULL;
+}
+
+/* A plain mailbox: local@domain, printable, no spaces, brackets or quotes. */
+static void
+config_string_mailbox(struct config_ctx *ctx, const struct config_key *k,
+    const char *keypath, yaml_node_t *v)
+{
+	char *dst = (char *)ctx->cf + k->off;
+	const char *s, *at;
+	char q[QBUF];
+	size_t i, len;
+	int bad = 0;
+
+	if ((s = config_scalar(ctx, keypath, v, &len)) == NULL)
+		return;
+	if (len == 0) {
+		dst[0] = '\0';
+		return;
+	}
+	at = memrchr(s, '@', len);
+	if (at == NULL || at == s || at == s + len - 1 || len > 254 ||
+	    !config_is_hostname(at + 1, len - (size_t)(at - s) - 1))
+		bad = 1;
+	for (i = 0; i < len && !bad; i++)
+		if (s[i] <= ' ' || s[i] >= 127 || strchr("<>\"(),;:\\[]", s[i]))
+			bad = 1;
+	if (bad) {
+		config_error(ctx, config_line(v), "%s: %s is not a mailbox "
+		    "(local@domain)", keypath, config_quote(q, sizeof(q), s, len));
+		return;
+	}
+	memcpy(dst, s, len);
+	dst[len] = '\0';
+}
+
+static void
+config_uint64(struct config_ctx *ctx, const struct config_key *k,
+    const char *keypath, yaml_node_t *v)
+{
+	char range[64];
+	uint64_t n;
+
+	snprintf(range, sizeof(range), "%llu..%llu",
+	    (unsigned long long)k->min, (unsigned long long)k->max);
+	if (config_numeric(ctx, k, keypath, v, NULL, NULL, "an integer",
+	    range, &n) == 0)
+		*(uint64_t *)(void *)((char *)ctx->cf + k->off) = n;
+}
+
 /* Levenshtein distance, for "did you mean"; short strings only. */
 static size_t
 config_distance(const char *a, size_t alen, const char *b)
@@ -1189,6 +1334,23 @@ config_load(const char *path, struct buf *errors)
 			config_check(&ctx);
 		free(text);
 	}
+	/* Policies load with the file, so a reload swaps both or neither. */
+	if (ctx.nerrors == 0 && ctx.cf->npolicies > 0) {
+		struct buf perr = BUF_INIT;
+
+		ctx.cf->policy_set = policy_load((const char *const *)
+		    ctx.cf->policies, ctx.cf->npolicies, &ctx.cf->policy_limits,
+		    &perr);
+		if (ctx.cf->policy_set == NULL) {
+			ctx.nerrors++;
+			if (errors != NULL && perr.len > 0)
+				buf_append(errors, perr.data, perr.len);
+			else if (errors != NULL)
+				buf_appendf(errors, "%s:%lu: policies could not "
+				    "be loaded\n", path, ctx.policies_line);
+		}
+		buf_free(&perr);
+	}
 	if (ctx.nerrors > CONFIG_ERRORS_MAX && errors != NULL)
 		buf_appendf(errors, "%s:0: %u more errors not shown\n", path,
 		    ctx.nerrors - CONFIG_ERRORS_MAX);
@@ -1219,6 +1381,7 @@ config_unref(struct config *cf)
 	for (i = 0; i < cf->npolicies; i++)
 		free(cf->policies[i]);
 	free(cf->policies);
+	policy_set_free(cf->policy_set);
 	free(cf->incident_log);
 	free(cf->hosts);
 	free(cf->path);

@@ -700,6 +700,8 @@ detect_iban(const char *s, size_t n, char *sample, size_t samplesz)
 /* ---- keyword lists: Aho-Corasick DFA -------------------------------- */
 
 #define KW_MATCH	0x80000000u	/* on a transition: target has output */
+#define KW_STREAMS	4		/* detect_kw_count() assumes 4 */
+#define KW_SPLIT_MIN	(16u << 10)	/* shorter texts run as one stream */
 #define KW_NONE		UINT32_MAX	/* no trie edge (build time only) */
 
 struct kw_term {
@@ -714,6 +716,7 @@ struct kw_term {
 struct detect_kw {
 	unsigned	 flags;
 	uint32_t	 nclasses;
+	uint64_t	 recip;		/* ceil(2^32 / nclasses): see kw_state() */
 	unsigned char	 cls[256];
 	/*
 	 * delta[state * nclasses + class] = next * nclasses, plus KW_MATCH
@@ -726,6 +729,7 @@ struct detect_kw {
 	uint32_t	*dict;		/* nearest proper suffix with a term */
 	struct kw_term	*terms;
 	size_t		 nterms;
+	size_t		 maxlen;	/* longest normalised term */
 	char		*strings;
 };
 
@@ -797,6 +801,7 @@ kw_build_classes(struct detect_kw *kw)
 	for (i = '\t'; i <= '\r'; i++)
 		kw->cls[i] = kw->cls[' '];
 	kw->nclasses = next;
+	kw->recip = ((1ULL << 32) + next - 1) / next;
 }
 
 /* Breadth-first: fail links, dense transitions, output counts. */
@@ -911,6 +916,8 @@ detect_kw_compile(const char *const *terms, size_t n, unsigned flags,
 		t->word_first = detect_isword(U(t->norm, 0));
 		t->word_last = detect_isword(U(t->norm, t->len - 1));
 		t->has_space = memchr(t->norm, ' ', t->len) != NULL;
+		if (t->len > kw->maxlen)
+			kw->maxlen = t->len;
 	}
 
 	kw_build_classes(kw);
@@ -964,6 +971,20 @@ fail:
 }
 
 /*
+ * The state number behind a premultiplied offset, without a division on
+ * every match: off is an exact multiple of nclasses and below 2^24
+ * (DETECT_KW_MAX_TABLE), so the rounded-up reciprocal is exact.
+ */
+_Static_assert(DETECT_KW_MAX_TABLE / sizeof(uint32_t) <= (1u << 24),
+    "kw_state() needs offsets below 2^24");
+
+static inline uint32_t
+kw_state(const struct detect_kw *kw, uint32_t off)
+{
+	return (uint32_t)((off * kw->recip) >> 32);
+}
+
+/*
  * Where a match of t ending just before end began in the text: a space
  * in the term stands for a whole whitespace run there.
  */
@@ -984,52 +1005,159 @@ kw_match_start(const char *s, size_t end, const struct kw_term *t)
 	return pos;
 }
 
+/*
+ * One pass of the automaton over part of the text. Matches ending before
+ * lo are not counted: they belong to the stream that owns those bytes.
+ */
+struct kw_run {
+	uint32_t	st;	/* premultiplied state */
+	size_t		pos;	/* next byte */
+	size_t		end;
+	size_t		lo;
+	size_t		count;
+	int32_t		first;	/* term of the first counted match, or -1 */
+};
+
+/* Matches ending at byte i, the automaton now in offset st. */
+static void
+kw_hit(const struct detect_kw *kw, const char *s, size_t n, size_t i,
+    uint32_t st, struct kw_run *r)
+{
+	const struct kw_term *t;
+	uint32_t state, k;
+	size_t start;
+
+	if (i < r->lo)
+		return;
+	state = kw_state(kw, st);
+	k = kw->term[state] >= 0 ? state : kw->dict[state];
+	if ((kw->flags & DETECT_KW_WORD) == 0) {
+		if (r->first < 0)
+			r->first = kw->term[k];
+		r->count += kw->cnt[state];
+		return;
+	}
+	/* whole words: each term ending here is judged on its own */
+	for (; k != 0; k = kw->dict[k]) {
+		t = &kw->terms[kw->term[k]];
+		if (t->word_last && i + 1 < n && detect_isword(U(s, i + 1)))
+			continue;
+		if (t->word_first) {
+			start = kw_match_start(s, i + 1, t);
+			if (start > 0 && detect_isword(U(s, start - 1)))
+				continue;
+		}
+		if (r->first < 0)
+			r->first = kw->term[k];
+		r->count++;
+	}
+}
+
+static void
+kw_run_finish(const struct detect_kw *kw, const char *s, size_t n,
+    struct kw_run *r)
+{
+	const uint32_t *d = kw->delta;
+	const unsigned char *cls = kw->cls;
+	uint32_t v, st = r->st;
+	size_t i;
+
+	for (i = r->pos; i < r->end; i++) {
+		v = d[st + cls[U(s, i)]];
+		st = v & ~KW_MATCH;
+		if (v & KW_MATCH)
+			kw_hit(kw, s, n, i, st, r);
+	}
+	r->st = st;
+	r->pos = r->end;
+}
+
+/*
+ * Where a stream owning bytes from b on must start so that its state is
+ * right by b: far enough back for the deepest state, counting each
+ * whitespace run as the one character the automaton sees.
+ */
+static size_t
+kw_warmup(const struct detect_kw *kw, const char *s, size_t b)
+{
+	size_t i = b, seen = 0;
+
+	while (i > 0 && seen < kw->maxlen) {
+		i--;
+		if (detect_isspace(U(s, i)))
+			while (i > 0 && detect_isspace(U(s, i - 1)))
+				i--;
+		seen++;
+	}
+	return i;
+}
+
 size_t
 detect_kw_count(const struct detect_kw *kw, const char *s, size_t n,
     char *sample, size_t samplesz)
 {
 	const uint32_t *d = kw->delta;
 	const unsigned char *cls = kw->cls;
-	const struct kw_term *t;
-	uint32_t v, st = 0, state, k;
-	size_t i, count = 0, start;
-	int word = (kw->flags & DETECT_KW_WORD) != 0;
+	struct kw_run r[KW_STREAMS];
+	size_t i, k, steps, count = 0;
+	uint32_t v0, v1, v2, v3;
+	int32_t first = -1;
 
 	detect_sample_clear(sample, samplesz);
-	for (i = 0; i < n; i++) {
-		v = d[st + cls[U(s, i)]];
-		st = v & ~KW_MATCH;
-		if ((v & KW_MATCH) == 0)
-			continue;
-		state = st / kw->nclasses;
-		if (!word) {
-			if (count == 0) {
-				k = kw->term[state] >= 0 ? state :
-				    kw->dict[state];
-				t = &kw->terms[kw->term[k]];
-				detect_sample_head(sample, samplesz, t->orig,
-				    strlen(t->orig));
-			}
-			count += kw->cnt[state];
-			continue;
-		}
-		/* whole words: each term ending here is judged on its own */
-		k = kw->term[state] >= 0 ? state : kw->dict[state];
-		for (; k != 0; k = kw->dict[k]) {
-			t = &kw->terms[kw->term[k]];
-			if (t->word_last && i + 1 < n &&
-			    detect_isword(U(s, i + 1)))
-				continue;
-			if (t->word_first) {
-				start = kw_match_start(s, i + 1, t);
-				if (start > 0 && detect_isword(U(s, start - 1)))
-					continue;
-			}
-			if (count++ == 0)
-				detect_sample_head(sample, samplesz, t->orig,
-				    strlen(t->orig));
-		}
+	for (k = 0; k < KW_STREAMS; k++) {
+		r[k].st = 0;
+		r[k].lo = n * k / KW_STREAMS;
+		r[k].end = n * (k + 1) / KW_STREAMS;
+		r[k].pos = k == 0 ? 0 : kw_warmup(kw, s, r[k].lo);
+		r[k].count = 0;
+		r[k].first = -1;
 	}
+	if (n < KW_SPLIT_MIN) {
+		r[0].end = n;
+		kw_run_finish(kw, s, n, &r[0]);
+		count = r[0].count;
+		first = r[0].first;
+		goto done;
+	}
+
+	/*
+	 * The automaton is one dependent load per byte: four independent
+	 * streams over four quarters keep four loads in flight.
+	 */
+	for (steps = SIZE_MAX, k = 0; k < KW_STREAMS; k++)
+		if (r[k].end - r[k].pos < steps)
+			steps = r[k].end - r[k].pos;
+	for (i = 0; i < steps; i++) {
+		v0 = d[r[0].st + cls[U(s, r[0].pos + i)]];
+		v1 = d[r[1].st + cls[U(s, r[1].pos + i)]];
+		v2 = d[r[2].st + cls[U(s, r[2].pos + i)]];
+		v3 = d[r[3].st + cls[U(s, r[3].pos + i)]];
+		r[0].st = v0 & ~KW_MATCH;
+		r[1].st = v1 & ~KW_MATCH;
+		r[2].st = v2 & ~KW_MATCH;
+		r[3].st = v3 & ~KW_MATCH;
+		if (((v0 | v1 | v2 | v3) & KW_MATCH) == 0)
+			continue;
+		if (v0 & KW_MATCH)
+			kw_hit(kw, s, n, r[0].pos + i, r[0].st, &r[0]);
+		if (v1 & KW_MATCH)
+			kw_hit(kw, s, n, r[1].pos + i, r[1].st, &r[1]);
+		if (v2 & KW_MATCH)
+			kw_hit(kw, s, n, r[2].pos + i, r[2].st, &r[2]);
+		if (v3 & KW_MATCH)
+			kw_hit(kw, s, n, r[3].pos + i, r[3].st, &r[3]);
+	}
+	for (k = 0; k < KW_STREAMS; k++) {
+		r[k].pos += steps;
+		kw_run_finish(kw, s, n, &r[k]);
+		count += r[k].count;
+		if (first < 0)
+			first = r[k].first;
+	}
+done:
+	if (first >= 0)
+		detect_sample_head(sample, samplesz, kw->terms[first].orig,
+		    strlen(kw->terms[first].orig));
 	return count;
 }
 

@@ -95,6 +95,10 @@ incident_format(struct buf *out, const struct incident *in, double now)
 	r |= buf_append(out, "]", 1);
 	r |= incident_field(out, "action", in->action);
 	r |= buf_appendf(out, ",\"trial\":%s", in->trial ? "true" : "false");
+	if (in->would)
+		r |= incident_field(out, "would", in->would);
+	if (in->reply)
+		r |= buf_appendf(out, ",\"reply\":%d", in->reply);
 	if (in->redirect_to)
 		r |= incident_field(out, "redirect_to", in->redirect_to);
 	if (v && v->error) {

@@ -22,9 +22,11 @@ struct incident {
 	const char		 *client_ip;
 	const char		 *helo;
 	const struct verdict	 *verdict;
-	const char		 *action;	/* what was done: block, redirect, modify, pass, error */
-	int			  trial;	/* trial mode: action is what would have been done */
+	const char		 *action;	/* what was done: block, redirect, modify, monitor */
+	int			  trial;	/* trial mode: nothing but monitoring was done */
+	const char		 *would;	/* trial mode: the action not taken, or NULL */
 	const char		 *redirect_to;	/* or NULL */
+	int			  reply;	/* the final reply code given upstream */
 };
 
 /* Render one record (with trailing newline) into out. */

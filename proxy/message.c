@@ -1,20 +1,156 @@
+/*
+ * message: header look-ups, policy edits and re-serialisation.
+ */
 #include "message.h"
 
 #include <string.h>
+#include <strings.h>
 
 #include "smtp_data.h"
 
+size_t
+message_header_end(const char *c, size_t len)
+{
+	size_t i = 0;
+
+	/* An empty line right at the start: no headers at all. */
+	if (len >= 2 && c[0] == '\r' && c[1] == '\n')
+		return 2;
+	while (i < len) {
+		const char *nl = memchr(c + i, '\n', len - i);
+
+		if (nl == NULL)
+			return len;
+		i = (size_t)(nl - c) + 1;
+		if (i + 1 < len && c[i] == '\r' && c[i + 1] == '\n')
+			return i + 2;
+	}
+	return len;
+}
+
+int
+message_find_header(const char *c, size_t len, const char *name,
+    size_t *start, size_t *end)
+{
+	size_t hend = message_header_end(c, len), nlen = strlen(name), i = 0;
+
+	while (i < hend) {
+		const char *nl = memchr(c + i, '\n', hend - i);
+		size_t next = nl ? (size_t)(nl - c) + 1 : hend;
+
+		if (next - i > nlen && c[i + nlen] == ':' &&
+		    strncasecmp(c + i, name, nlen) == 0) {
+			*start = i;
+			/* Continuation lines start with SP or HT. */
+			while (next < hend && (c[next] == ' ' || c[next] == '\t')) {
+				nl = memchr(c + next, '\n', hend - next);
+				next = nl ? (size_t)(nl - c) + 1 : hend;
+			}
+			*end = next;
+			return 0;
+		}
+		i = next;
+	}
+	return -1;
+}
+
+const char *
+message_header_value(const char *c, size_t len, const char *name, char *dst,
+    size_t dstsz)
+{
+	size_t s, e, o = 0, i;
+	int space = 0;
+
+	dst[0] = '\0';
+	if (dstsz == 0 || message_find_header(c, len, name, &s, &e) == -1)
+		return dst;
+	for (i = s + strlen(name) + 1; i < e && o + 1 < dstsz; i++) {
+		char ch = c[i];
+
+		if (ch == '\r' || ch == '\n' || ch == ' ' || ch == '\t') {
+			space = o > 0;
+			continue;
+		}
+		if (space) {
+			dst[o++] = ' ';
+			space = 0;
+			if (o + 1 >= dstsz)
+				break;
+		}
+		dst[o++] = ch;
+	}
+	dst[o] = '\0';
+	return dst;
+}
+
+/* The content with its Subject edited, into out (not stuffed). */
+static int
+message_edit_subject(struct buf *out, const struct message_edit *e,
+    const char *c, size_t len)
+{
+	size_t s, end, vs, ve;
+	int r = 0;
+
+	if (message_find_header(c, len, "Subject", &s, &end) == -1) {
+		/* No Subject: every operation creates one, at the top. */
+		r |= buf_appends(out, "Subject: ");
+		r |= buf_appends(out, e->subject);
+		r |= buf_append(out, "\r\n", 2);
+		r |= buf_append(out, c, len);
+		return r ? -1 : 0;
+	}
+	vs = s + strlen("Subject:");
+	if (vs < end && c[vs] == ' ')
+		vs++;
+	ve = end >= 2 ? end - 2 : end;		/* before the final CRLF */
+	r |= buf_append(out, c, vs);
+	switch (e->subject_op) {
+	case SUBJECT_PREPEND:
+		r |= buf_appends(out, e->subject);
+		r |= buf_append(out, c + vs, len - vs);
+		break;
+	case SUBJECT_APPEND:
+		r |= buf_append(out, c + vs, ve - vs);
+		r |= buf_appends(out, e->subject);
+		r |= buf_append(out, c + ve, len - ve);
+		break;
+	case SUBJECT_REPLACE:
+		r |= buf_appends(out, e->subject);
+		r |= buf_append(out, c + ve, len - ve);
+		break;
+	case SUBJECT_NONE:
+		r |= buf_append(out, c + vs, len - vs);
+		break;
+	}
+	return r ? -1 : 0;
+}
+
 int
 message_serialize(struct buf *out, const char *pass_header,
-    const char *content, size_t len)
+    const struct message_edit *e, const char *content, size_t len)
 {
-	size_t hl = strlen(pass_header);
+	struct buf edited = BUF_INIT;
+	size_t hl = strlen(pass_header), i;
+	int r;
 
 	/* Reserve once: content plus a little for stuffing and terminator. */
-	if (buf_reserve(out, hl + 2 + len + len / 64 + 8) == -1)
+	if (buf_reserve(out, hl + 2 + len + len / 64 + 1024) == -1)
 		return -1;
+	/* Header lines never start with a dot: no stuffing needed. */
 	if (hl > 0 && (buf_append(out, pass_header, hl) == -1 ||
 	    buf_append(out, "\r\n", 2) == -1))
 		return -1;
-	return smtp_data_stuff(out, content, len);
+	for (i = 0; e != NULL && i < e->nheaders; i++)
+		if (buf_appends(out, e->headers[i]) == -1 ||
+		    buf_append(out, "\r\n", 2) == -1)
+			return -1;
+	if (e == NULL || e->subject_op == SUBJECT_NONE)
+		return smtp_data_stuff(out, content, len);
+	if (message_edit_subject(&edited, e, content, len) == -1) {
+		buf_free(&edited);
+		return -1;
+	}
+	r = smtp_data_stuff(out, edited.data, edited.len);
+	buf_free(&edited);
+	return r;
 }

@@ -1953,13 +1953,13 @@ mime_build_text(struct mime_msg *m)
 		p = &m->parts[i];
 		if (p->kind != MIME_K_TEXT)
 			continue;
-		if (!first && buf_append(&m->text, "\n", 1) == -1)
-			goto done;
-		first = 0;
 		if (m->text.len >= allow) {
 			fl |= MIME_TRUNCATED;
 			break;
 		}
+		if (!first && buf_append(&m->text, "\n", 1) == -1)
+			goto done;
+		first = 0;
 		s = p->body;
 		n = p->bodylen;
 		if (p->cte != MIME_CTE_IDENTITY) {

@@ -337,7 +337,7 @@ notify_client_cb(struct smtp_client *c, enum smtp_client_event ev,
 		}
 		if (j->accepted == 0)
 			goto refused;
-		if (message_serialize(&payload, j->cfg->pass_header,
+		if (message_serialize(&payload, j->cfg->pass_header, NULL,
 		    j->content.data, j->content.len) == -1) {
 			buf_free(&payload);
 			notify_retry(j, "out of memory");

@@ -365,6 +365,7 @@ smtp_server_helo(struct smtp_session *s, const struct smtp_cmd *cmd)
 	}
 	memcpy(s->helo, cmd->arg, n);
 	s->helo[n] = '\0';
+	txn_set_helo(s->txn, s->helo);
 	s->flags = esmtp ? (s->flags | SF_ESMTP) : (s->flags & ~SF_ESMTP);
 	if (s->state == SRV_MAIL || s->state == SRV_RCPT) {
 		smtp_server_busy(s, esmtp ? PEND_EHLO : PEND_HELO);

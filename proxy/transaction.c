@@ -1,6 +1,6 @@
 /*
  * transaction: one inbound transaction paired with its outbound one
- * (see transaction.h).
+ * (see transaction.h), and the place where a verdict becomes an action.
  */
 #include "transaction.h"
 
@@ -11,10 +11,13 @@
 #include <time.h>
 
 #include "config.h"
+#include "incident.h"
 #include "log.h"
 #include "message.h"
 #include "netaddr.h"
 #include "nexthop.h"
+#include "notify.h"
+#include "policy.h"
 #include "smtp_client.h"
 #include "smtp_reply.h"
 
@@ -24,7 +27,10 @@ enum txn_op {
 	TXN_MAIL,
 	TXN_RCPT,
 	TXN_DATA,
-	TXN_RSET
+	TXN_RSET,
+	TXN_REDIR_RSET,	/* redirect: drop the original envelope, */
+	TXN_REDIR_MAIL,	/* send MAIL again, */
+	TXN_REDIR_RCPT	/* and RCPT to the review address only */
 };
 
 struct txn {
@@ -33,6 +39,8 @@ struct txn {
 	struct dns		*dns;
 	char			 sid[32];
 	struct sockaddr_storage	 peer;
+	char			 client_ip[64];
+	char			 helo[256];
 	txn_reply_cb		*cb;
 	void			*arg;
 
@@ -40,11 +48,22 @@ struct txn {
 	struct nexthop_iter	*hops;
 	enum txn_op		 op;
 	int			 open;		/* next hop accepted MAIL */
-	unsigned		 count;		/* transactions relayed */
+	unsigned		 count;		/* messages handed to a next hop */
 	struct smtp_mail_args	 mail;
-	unsigned		 nrcpt;
+	struct smtp_rcpt_args	 rcpt;		/* the RCPT in flight */
+	char			**rcpts;	/* accepted recipients */
+	size_t			 nrcpts, rcptcap;
 	struct buf		 content;
 	struct timespec		 t_data;	/* end of DATA from upstream */
+
+	/* The verdict on the message in flight, until its final reply. */
+	int			 judged;
+	struct verdict		 verdict;
+	const char		*outcome;	/* block, redirect, modify, monitor */
+	const char		*would;		/* trial mode: what was not done */
+	const char		*redirect_to;
+	char			 message_id[256];
+	char			 subject[256];
 
 	/* The reply to give once an abort's RSET is answered. */
 	int			 abort_code;
@@ -70,10 +89,28 @@ txn_new(struct event_base *base, struct config *cfg, struct dns *dns,
 	snprintf(t->sid, sizeof(t->sid), "%s", sid);
 	memcpy(&t->peer, peer, peer->sa_family == AF_INET6 ?
 	    sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in));
+	netaddr_ip(peer, t->client_ip, sizeof(t->client_ip));
 	t->cb = cb;
 	t->arg = arg;
 	buf_init(&t->content);
 	return t;
+}
+
+static void
+txn_clear_rcpts(struct txn *t)
+{
+	for (size_t i = 0; i < t->nrcpts; i++)
+		free(t->rcpts[i]);
+	t->nrcpts = 0;
+}
+
+static void
+txn_clear_verdict(struct txn *t)
+{
+	if (t->judged)
+		verdict_free(&t->verdict);
+	t->judged = 0;
+	t->outcome = t->would = t->redirect_to = NULL;
 }
 
 void
@@ -83,16 +120,24 @@ txn_free(struct txn *t)
 		return;
 	nexthop_iter_free(t->hops);
 	smtp_client_free(t->out);
+	txn_clear_verdict(t);
+	txn_clear_rcpts(t);
+	free(t->rcpts);
 	buf_free(&t->content);
 	config_unref(t->cfg);
 	free(t);
+}
+
+void
+txn_set_helo(struct txn *t, const char *helo)
+{
+	snprintf(t->helo, sizeof(t->helo), "%s", helo);
 }
 
 static void
 txn_end(struct txn *t)
 {
 	t->open = 0;
-	t->nrcpt = 0;
 	/* Keep small buffers for the next message; give large ones back. */
 	if (t->content.cap > 1024 * 1024)
 		buf_free(&t->content);
@@ -200,8 +245,9 @@ void
 txn_mail(struct txn *t, const struct smtp_mail_args *m)
 {
 	t->mail = *m;
-	t->nrcpt = 0;
 	t->open = 0;
+	txn_clear_rcpts(t);
+	txn_clear_verdict(t);
 	if (t->out != NULL && smtp_client_ready(t->out)) {
 		t->op = TXN_MAIL;
 		smtp_client_mail(t->out, &t->mail, 0);
@@ -237,14 +283,32 @@ txn_rcpt(struct txn *t, const struct smtp_rcpt_args *r)
 		txn_reply(t, 451, "4.4.2", "Connection to next hop lost");
 		return;
 	}
+	t->rcpt = *r;
 	t->op = TXN_RCPT;
 	smtp_client_rcpt(t->out, r);
+}
+
+static void
+txn_add_rcpt(struct txn *t, const char *addr)
+{
+	char **n;
+
+	if (t->nrcpts == t->rcptcap) {
+		size_t cap = t->rcptcap ? t->rcptcap * 2 : 8;
+
+		if ((n = realloc(t->rcpts, cap * sizeof(*n))) == NULL)
+			return;		/* only the incident record loses it */
+		t->rcpts = n;
+		t->rcptcap = cap;
+	}
+	if ((t->rcpts[t->nrcpts] = strdup(addr)) != NULL)
+		t->nrcpts++;
 }
 
 unsigned
 txn_nrcpt(const struct txn *t)
 {
-	return t->nrcpt;
+	return (unsigned)t->nrcpts;
 }
 
 struct buf *
@@ -253,26 +317,139 @@ txn_content(struct txn *t)
 	return &t->content;
 }
 
-void
-txn_data_end(struct txn *t)
+/* Hand the (possibly edited) message to the next hop. */
+static void
+txn_send(struct txn *t, const struct message_edit *edit)
 {
 	struct buf payload = BUF_INIT;
 
-	clock_gettime(CLOCK_MONOTONIC, &t->t_data);
-	if (!t->open || t->out == NULL || !smtp_client_ready(t->out)) {
-		txn_end(t);
-		txn_reply(t, 451, "4.4.2", "Connection to next hop lost");
-		return;
-	}
-	if (message_serialize(&payload, t->cfg->pass_header, t->content.data,
-	    t->content.len) == -1) {
+	if (message_serialize(&payload, t->cfg->pass_header, edit,
+	    t->content.data, t->content.len) == -1) {
 		buf_free(&payload);
-		t->op = TXN_IDLE;
+		txn_clear_verdict(t);
 		txn_abort(t, 451, "4.3.0", "Out of memory, try again later");
 		return;
 	}
 	t->op = TXN_DATA;
 	smtp_client_data(t->out, &payload);
+}
+
+/* Run the policies; fills t->verdict and the facts incidents need. */
+static void
+txn_judge(struct txn *t)
+{
+	struct policy_envelope env;
+	const char *c = t->content.data ? t->content.data : "";
+
+	memset(&env, 0, sizeof(env));
+	env.sender = t->mail.addr;
+	env.recipients = (const char *const *)t->rcpts;
+	env.nrecipients = t->nrcpts;
+	env.helo = t->helo;
+	env.client_ip = t->client_ip;
+	env.content = c;
+	env.size = t->content.len;
+	message_header_value(c, t->content.len, "Message-ID", t->message_id,
+	    sizeof(t->message_id));
+	message_header_value(c, t->content.len, "Subject", t->subject,
+	    sizeof(t->subject));
+	memset(&t->verdict, 0, sizeof(t->verdict));
+	policy_evaluate(t->cfg->policy_set, &env, &t->verdict);
+	t->judged = 1;
+}
+
+/* Collect the header edits of every modifying policy (first subject op wins). */
+static void
+txn_edit(struct txn *t, struct message_edit *e, const char **hdrs, size_t max)
+{
+	size_t i, k, n = 0;
+
+	memset(e, 0, sizeof(*e));
+	for (i = 0; i < t->verdict.nhits; i++) {
+		const struct policy_actions *a = t->verdict.hits[i].actions;
+
+		if (e->subject_op == SUBJECT_NONE && a->subject_op != SUBJECT_NONE) {
+			e->subject_op = a->subject_op;
+			e->subject = a->subject;
+		}
+		for (k = 0; k < a->nheaders && n < max; k++) {
+			size_t j;
+
+			for (j = 0; j < n && strcmp(hdrs[j], a->headers[k]) != 0; j++)
+				;
+			if (j == n)
+				hdrs[n++] = a->headers[k];
+		}
+	}
+	e->headers = hdrs;
+	e->nheaders = n;
+}
+
+void
+txn_data_end(struct txn *t)
+{
+	enum verdict_action action = VERDICT_PASS;
+	const struct policy_hit *d;
+	struct message_edit edit;
+	const char *hdrs[POLICY_MAX_HEADERS * 8];
+
+	clock_gettime(CLOCK_MONOTONIC, &t->t_data);
+	t->count++;
+	if (!t->open || t->out == NULL || !smtp_client_ready(t->out)) {
+		txn_end(t);
+		txn_reply(t, 451, "4.4.2", "Connection to next hop lost");
+		return;
+	}
+	if (t->cfg->policy_set == NULL || policy_count(t->cfg->policy_set) == 0) {
+		txn_send(t, NULL);
+		return;
+	}
+	txn_judge(t);
+	if (t->verdict.error) {
+		char q[POLICY_ERR_MAX * 2];
+
+		log_msg(LOG_ERR, t->sid, "policy-error", "policy=\"%s\" error=%s",
+		    t->verdict.error_policy, log_quote(q, sizeof(q),
+		    t->verdict.error_msg, strlen(t->verdict.error_msg)));
+		txn_clear_verdict(t);
+		txn_abort(t, 451, "4.3.0",
+		    "Message could not be checked, try again later");
+		return;
+	}
+	action = t->verdict.action;
+	if (t->verdict.nhits > 0)
+		t->outcome = "monitor";
+	if (t->cfg->trial_mode && action != VERDICT_PASS) {
+		t->would = verdict_action_name(action);
+		action = VERDICT_PASS;
+	}
+	d = t->verdict.decider;
+	switch (action) {
+	case VERDICT_BLOCK:
+		t->outcome = "block";
+		log_msg(LOG_INFO, t->sid, "blocked", "msg=%s.%u policy=\"%s\" "
+		    "reply=%d", t->sid, t->count, d->name,
+		    d->actions->block_code);
+		txn_abort(t, d->actions->block_code, d->actions->block_enh[0] ?
+		    d->actions->block_enh : "5.7.1", d->actions->block_text);
+		return;
+	case VERDICT_REDIRECT:
+		t->outcome = "redirect";
+		t->redirect_to = d->actions->redirect;
+		log_msg(LOG_INFO, t->sid, "redirect", "msg=%s.%u policy=\"%s\" "
+		    "to=%s", t->sid, t->count, d->name, t->redirect_to);
+		t->op = TXN_REDIR_RSET;
+		smtp_client_rset(t->out);
+		return;
+	case VERDICT_MODIFY:
+		t->outcome = "modify";
+		txn_edit(t, &edit, hdrs, sizeof(hdrs) / sizeof(hdrs[0]));
+		txn_send(t, &edit);
+		return;
+	case VERDICT_PASS:
+		txn_send(t, NULL);
+		return;
+	}
 }
 
 void
@@ -281,10 +458,10 @@ txn_abort(struct txn *t, int code, const char *enh, const char *text)
 	int was_open = t->open;
 
 	txn_end(t);
+	t->abort_code = code;
+	snprintf(t->abort_enh, sizeof(t->abort_enh), "%s", enh);
+	snprintf(t->abort_text, sizeof(t->abort_text), "%s", text);
 	if (was_open && t->out != NULL && smtp_client_ready(t->out)) {
-		t->abort_code = code;
-		snprintf(t->abort_enh, sizeof(t->abort_enh), "%s", enh);
-		snprintf(t->abort_text, sizeof(t->abort_text), "%s", text);
 		t->op = TXN_RSET;
 		smtp_client_rset(t->out);
 		return;
@@ -301,6 +478,136 @@ txn_quit(struct txn *t)
 	}
 }
 
+/* "{policy}" and friends in a notification's subject or body. */
+static void
+txn_expand(struct txn *t, const struct policy_hit *h, const char *tmpl,
+    struct buf *out)
+{
+	static const char *const keys[] = {
+		"policy", "sender", "recipients", "subject", "queue_id",
+		"action", "message_id"
+	};
+	char qid[48];
+	const char *p = tmpl;
+	size_t i, k;
+
+	snprintf(qid, sizeof(qid), "%s.%u", t->sid, t->count);
+	while (*p) {
+		const char *open = strchr(p, '{'), *close;
+
+		if (open == NULL || (close = strchr(open, '}')) == NULL) {
+			buf_appends(out, p);
+			return;
+		}
+		buf_append(out, p, (size_t)(open - p));
+		for (k = 0; k < sizeof(keys) / sizeof(keys[0]); k++)
+			if ((size_t)(close - open - 1) == strlen(keys[k]) &&
+			    strncmp(open + 1, keys[k], strlen(keys[k])) == 0)
+				break;
+		switch (k) {
+		case 0: buf_appends(out, h->name); break;
+		case 1: buf_appends(out, t->mail.addr[0] ? t->mail.addr : "<>"); break;
+		case 2:
+			for (i = 0; i < t->nrcpts; i++)
+				buf_appendf(out, "%s%s", i ? ", " : "", t->rcpts[i]);
+			break;
+		case 3: buf_appends(out, t->subject); break;
+		case 4: buf_appends(out, qid); break;
+		case 5: buf_appends(out, t->outcome ? t->outcome : "pass"); break;
+		case 6: buf_appends(out, t->message_id); break;
+		default:
+			buf_append(out, open, (size_t)(close - open + 1));
+			break;
+		}
+		p = close + 1;
+	}
+}
+
+static void
+txn_notify(struct txn *t)
+{
+	struct notify_request rq;
+	struct buf subj, body;
+	const char *to[64];
+	char qid[48];
+	size_t i, k, n;
+
+	snprintf(qid, sizeof(qid), "%s.%u", t->sid, t->count);
+	for (i = 0; i < t->verdict.nhits; i++) {
+		const struct policy_hit *h = &t->verdict.hits[i];
+		const struct policy_actions *a = h->actions;
+
+		if (!a->notify)
+			continue;
+		n = 0;
+		for (k = 0; k < a->notify_nto && n < 63; k++)
+			to[n++] = a->notify_to[k];
+		if (a->notify_sender && t->mail.addr[0] != '\0')
+			to[n++] = t->mail.addr;
+		buf_init(&subj);
+		buf_init(&body);
+		txn_expand(t, h, a->notify_subject ? a->notify_subject :
+		    "Policy violation: {policy}", &subj);
+		txn_expand(t, h, a->notify_body ? a->notify_body :
+		    "A message from {sender} matched the policy \"{policy}\".\n"
+		    "Action: {action}\nSubject: {subject}\n", &body);
+		memset(&rq, 0, sizeof(rq));
+		rq.to = to;
+		rq.nto = n;
+		rq.subject = buf_cstr(&subj) ? subj.data : "";
+		rq.body = buf_cstr(&body) ? body.data : "";
+		rq.queue_id = qid;
+		if (notify_submit(t->base, t->cfg, t->dns,
+		    (struct sockaddr *)&t->peer, &rq) == -1)
+			log_msg(LOG_ERR, t->sid, "notify-failed",
+			    "policy=\"%s\" reason=nomem", h->name);
+		buf_free(&subj);
+		buf_free(&body);
+	}
+}
+
+/*
+ * The message has its final reply. A temporary failure writes nothing:
+ * the upstream retries and the retry is judged again. Anything else is
+ * final: the incident is written and notifications go out.
+ */
+static void
+txn_judged_done(struct txn *t, int code)
+{
+	struct incident in;
+	char qid[48];
+
+	if (!t->judged)
+		return;
+	if (code / 100 != 4 && t->verdict.nhits > 0) {
+		snprintf(qid, sizeof(qid), "%s.%u", t->sid, t->count);
+		memset(&in, 0, sizeof(in));
+		in.queue_id = qid;
+		in.message_id = t->message_id;
+		in.sender = t->mail.addr;
+		in.recipients = (const char *const *)t->rcpts;
+		in.nrecipients = t->nrcpts;
+		in.client_ip = t->client_ip;
+		in.helo = t->helo;
+		in.verdict = &t->verdict;
+		in.action = t->outcome ? t->outcome : "monitor";
+		in.trial = t->cfg->trial_mode;
+		in.would = t->would;
+		in.redirect_to = t->redirect_to;
+		in.reply = code;
+		if (t->cfg->incident_log != NULL &&
+		    incident_write(t->cfg->incident_log, &in) == -1)
+			log_msg(LOG_ERR, t->sid, "incident-failed",
+			    "file=%s reason=\"%m\"", t->cfg->incident_log);
+		log_msg(LOG_INFO, t->sid, "incident", "msg=%s action=%s%s%s "
+		    "policies=%zu", qid, in.action, t->would ? " would=" : "",
+		    t->would ? t->would : "", t->verdict.nhits);
+		if (!t->cfg->trial_mode)
+			txn_notify(t);
+	}
+	txn_clear_verdict(t);
+}
+
 static void
 txn_log_relayed(struct txn *t, const struct smtp_reply *r)
 {
@@ -313,10 +620,42 @@ txn_log_relayed(struct txn *t, const struct smtp_reply *r)
 	    (now.tv_nsec - t->t_data.tv_nsec) / 1000000;
 	log_msg(smtp_reply_class(r) == 2 ? LOG_INFO : LOG_WARN, t->sid,
 	    smtp_reply_class(r) == 2 ? "relayed" : "refused",
-	    "msg=%s.%u hop=%s from=%s nrcpt=%u size=%zu reply=%d delay_ms=%ld",
+	    "msg=%s.%u hop=%s from=%s nrcpt=%zu size=%zu reply=%d delay_ms=%ld",
 	    t->sid, t->count, smtp_client_label(t->out),
 	    log_quote(from, sizeof(from), t->mail.addr, strlen(t->mail.addr)),
-	    t->nrcpt, t->content.len, r->code, ms);
+	    t->redirect_to ? (size_t)1 : t->nrcpts, t->content.len, r->code, ms);
+}
+
+static void
+txn_client_failed(struct txn *t, enum txn_op op, const char *why)
+{
+	switch (op) {
+	case TXN_OPEN:
+		txn_try_next(t);
+		return;
+	case TXN_RSET:
+		t->open = 0;
+		txn_judged_done(t, t->abort_code);
+		txn_reply(t, t->abort_code, t->abort_enh, t->abort_text);
+		return;
+	case TXN_MAIL:
+	case TXN_RCPT:
+	case TXN_DATA:
+	case TXN_REDIR_RSET:
+	case TXN_REDIR_MAIL:
+	case TXN_REDIR_RCPT:
+		txn_end(t);
+		txn_judged_done(t, 451);
+		txn_reply(t, 451, "4.4.2",
+		    strncmp(why, "protocol", 8) == 0 ?
+		    "Next hop protocol error, try again later" :
+		    strncmp(why, "timeout", 7) == 0 ?
+		    "Next hop timed out, try again later" :
+		    "Connection to next hop lost, try again later");
+		return;
+	case TXN_IDLE:
+		return;		/* noticed between operations */
+	}
 }
 
 static void
@@ -325,6 +664,8 @@ txn_client_cb(struct smtp_client *c, enum smtp_client_event ev,
 {
 	struct txn *t = arg;
 	enum txn_op op = t->op;
+	struct smtp_rcpt_args redir;
+	int ok;
 
 	switch (ev) {
 	case SMTP_CLIENT_READY:
@@ -338,52 +679,57 @@ txn_client_cb(struct smtp_client *c, enum smtp_client_event ev,
 	case SMTP_CLIENT_FAILED:
 		smtp_client_free(c);
 		t->out = NULL;
-		switch (op) {
-		case TXN_OPEN:
-			txn_try_next(t);
-			return;
-		case TXN_RSET:
-			t->open = 0;
-			txn_reply(t, t->abort_code, t->abort_enh, t->abort_text);
-			return;
-		case TXN_MAIL:
-		case TXN_RCPT:
-		case TXN_DATA:
-			txn_end(t);
-			txn_reply(t, 451, "4.4.2",
-			    strncmp(why, "protocol", 8) == 0 ?
-			    "Next hop protocol error, try again later" :
-			    strncmp(why, "timeout", 7) == 0 ?
-			    "Next hop timed out, try again later" :
-			    "Connection to next hop lost, try again later");
-			return;
-		case TXN_IDLE:
-			return;		/* noticed between operations */
-		}
+		txn_client_failed(t, op, why);
 		return;
 	case SMTP_CLIENT_REPLY:
-		switch (op) {
-		case TXN_MAIL:
-			t->open = smtp_reply_class(r) == 2;
-			txn_relay(t, r);
-			return;
-		case TXN_RCPT:
-			if (smtp_reply_class(r) == 2)
-				t->nrcpt++;
-			txn_relay(t, r);
-			return;
-		case TXN_DATA:
-			t->count++;
-			txn_log_relayed(t, r);
+		break;
+	}
+	ok = smtp_reply_class(r) == 2;
+	switch (op) {
+	case TXN_MAIL:
+		t->open = ok;
+		txn_relay(t, r);
+		return;
+	case TXN_RCPT:
+		if (ok)
+			txn_add_rcpt(t, t->rcpt.addr);
+		txn_relay(t, r);
+		return;
+	case TXN_DATA:
+		txn_log_relayed(t, r);
+		txn_end(t);
+		txn_judged_done(t, r->code);
+		txn_relay(t, r);
+		return;
+	case TXN_RSET:
+		txn_judged_done(t, t->abort_code);
+		txn_reply(t, t->abort_code, t->abort_enh, t->abort_text);
+		return;
+	case TXN_REDIR_RSET:
+		t->op = TXN_REDIR_MAIL;
+		smtp_client_mail(c, &t->mail, txn_size_hint(t));
+		return;
+	case TXN_REDIR_MAIL:
+	case TXN_REDIR_RCPT:
+		if (!ok) {
+			/* The review address or the sender refused: say so. */
 			txn_end(t);
+			txn_judged_done(t, r->code);
 			txn_relay(t, r);
 			return;
-		case TXN_RSET:
-			txn_reply(t, t->abort_code, t->abort_enh, t->abort_text);
-			return;
-		case TXN_OPEN:
-		case TXN_IDLE:
-			log_panic("reply in op %d", (int)op);
 		}
+		if (op == TXN_REDIR_MAIL) {
+			memset(&redir, 0, sizeof(redir));
+			snprintf(redir.addr, sizeof(redir.addr), "%s",
+			    t->redirect_to);
+			t->op = TXN_REDIR_RCPT;
+			smtp_client_rcpt(c, &redir);
+			return;
+		}
+		txn_send(t, NULL);
+		return;
+	case TXN_OPEN:
+	case TXN_IDLE:
+		log_panic("reply in op %d", (int)op);
 	}
 }

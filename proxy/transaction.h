@@ -31,6 +31,8 @@ struct txn	*txn_new(struct event_base *, struct config *, struct dns *,
 		    const char *sid, const struct sockaddr *peer, txn_reply_cb *,
 		    void *arg);
 void		 txn_free(struct txn *);		/* drops any outbound session */
+/* The upstream's HELO/EHLO name, for policies and incidents. */
+void		 txn_set_helo(struct txn *, const char *);
 
 void		 txn_mail(struct txn *, const struct smtp_mail_args *);
 void		 txn_rcpt(struct txn *, const struct smtp_rcpt_args *);

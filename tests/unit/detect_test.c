@@ -882,6 +882,105 @@ START_TEST(kw_differential)
 }
 END_TEST
 
+/*
+ * Long texts are scanned as four interleaved streams over four quarters
+ * (from 16 KiB on), each warmed up on the bytes before its quarter.
+ * Whitespace-heavy texts make the warm-up walk over long runs.
+ */
+START_TEST(kw_split_differential)
+{
+	static const char alpha[] = "ab  \n\t_.";
+	char *termbuf[12], *text;
+	const char *terms[12];
+	struct ref_terms rt;
+	struct detect_kw *kw;
+	size_t iter, i, j, nterms, len, run, want, got;
+	int word;
+
+	rng_seed(0x5eed0003);
+	text = malloc(120000);
+	ck_assert_ptr_nonnull(text);
+	for (iter = 0; iter < 60; iter++) {
+		nterms = 1 + rng_below(12);
+		for (i = 0; i < nterms; i++) {
+			len = 1 + rng_below(6);
+			termbuf[i] = malloc(len + 1);
+			ck_assert_ptr_nonnull(termbuf[i]);
+			for (j = 0; j < len; j++)
+				termbuf[i][j] = alpha[rng_below(sizeof(alpha) - 1)];
+			termbuf[i][len] = '\0';
+			terms[i] = termbuf[i];
+		}
+		word = (int)(iter & 1);
+		kw = kw_make(terms, nterms, word ? DETECT_KW_WORD : 0);
+		ref_prepare(&rt, terms, nterms);
+		len = 20000 + rng_below(100000);
+		for (i = 0; i < len;) {
+			/* now and then a long blank run, often across a quarter */
+			run = rng_below(50) == 0 ? rng_below(5000) : 1;
+			for (j = 0; j < run && i < len; j++)
+				text[i++] = run > 1 ? " \n"[rng_below(2)] :
+				    alpha[rng_below(sizeof(alpha) - 1)];
+		}
+		want = ref_count(&rt, text, len, word);
+		got = kw_scan(kw, text, len, NULL, 0);
+		ck_assert_msg(got == want, "iter %zu len %zu word %d: got %zu "
+		    "want %zu", iter, len, word, got, want);
+		ref_free(&rt);
+		detect_kw_free(kw);
+		for (i = 0; i < nterms; i++)
+			free(termbuf[i]);
+	}
+	free(text);
+}
+END_TEST
+
+START_TEST(kw_split_edges)
+{
+	static const char *const space[] = { " ", "a b" };
+	static const char *const needles[] = { "pin", "needle" };
+	enum { N = 1 << 16 };
+	char *text = malloc(N), sample[DETECT_SAMPLE_MAX];
+	struct detect_kw *kw;
+	size_t k;
+	int word;
+
+	ck_assert_ptr_nonnull(text);
+	/* one blank run over all four quarters is one match */
+	memset(text, ' ', N);
+	kw = kw_make(space, 2, 0);
+	ck_assert_uint_eq(kw_scan(kw, text, N, NULL, 0), 1);
+	text[0] = 'a';
+	text[N - 1] = 'b';
+	ck_assert_uint_eq(kw_scan(kw, text, N, NULL, 0), 2);
+	detect_kw_free(kw);
+
+	/* a term across each quarter boundary is found once */
+	for (word = 0; word < 2; word++) {
+		kw = kw_make(needles, 2, word ? DETECT_KW_WORD : 0);
+		memset(text, word ? ' ' : 'x', N);
+		for (k = 1; k < 4; k++)
+			memcpy(text + N * k / 4 - 3, "needle", 6);
+		ck_assert_uint_eq(kw_scan(kw, text, N, sample, sizeof(sample)),
+		    3);
+		ck_assert_str_eq(sample, "needle");
+		/* the sample is the first match in the text, whatever stream */
+		memcpy(text + N - 10, "pin", 3);
+		memset(text + N / 4 - 3, word ? ' ' : 'x', 6);
+		memset(text + N / 2 - 3, word ? ' ' : 'x', 6);
+		ck_assert_uint_eq(kw_scan(kw, text, N, sample, sizeof(sample)),
+		    2);
+		ck_assert_str_eq(sample, "needle");
+		memset(text + N * 3 / 4 - 3, word ? ' ' : 'x', 6);
+		ck_assert_uint_eq(kw_scan(kw, text, N, sample, sizeof(sample)),
+		    1);
+		ck_assert_str_eq(sample, "pin");
+		detect_kw_free(kw);
+	}
+	free(text);
+}
+END_TEST
+
 /* Word-ish random terms: letters, some digits, sometimes a phrase. */
 static char *
 rand_word_term(void)
@@ -1172,6 +1271,35 @@ START_TEST(re_match_limit)
 }
 END_TEST
 
+/*
+ * Valid UTF-8 goes to the JIT copy, anything else to the interpreter:
+ * told apart by the depth limit, which only the interpreter applies.
+ */
+START_TEST(re_utf_routing)
+{
+	struct detect_re *re;
+	uint32_t have_jit = 0;
+	char text[80];
+	size_t count;
+
+	pcre2_config(PCRE2_CONFIG_JIT, &have_jit);
+	if (!have_jit)
+		return;
+	memset(text, 'a', 60);
+	memcpy(text + 60, "c\xc3\xa9", 3);
+	re = re_make("(a|b)*c", DETECT_RE_UTF);
+	ck_assert(detect_re_jit(re));
+	detect_re_set_limits(re, 1000000, 2);
+	ck_assert_int_eq(detect_re_count(re, text, 63, &count, NULL, 0),
+	    DETECT_OK);
+	ck_assert_uint_eq(count, 1);
+	text[63] = '\xff';
+	ck_assert_int_eq(detect_re_count(re, text, 64, &count, NULL, 0),
+	    DETECT_ELIMIT);
+	detect_re_free(re);
+}
+END_TEST
+
 START_TEST(re_limit_is_per_attempt)
 {
 	/* a long ordinary scan never trips a small limit */
@@ -1231,6 +1359,41 @@ START_TEST(re_sample_mask)
 }
 END_TEST
 
+/*
+ * The digit search reads eight bytes at a time: put each kind of match
+ * at every alignment, after blanks and after text without digits.
+ */
+START_TEST(scan_alignment)
+{
+	static const struct {
+		scan_fn		 fn;
+		const char	*text;
+	} v[] = {
+		{ detect_cards, "4111111111111111" },
+		{ detect_cards, "3782 822463 10005" },
+		{ detect_cards, "30569309025904" },
+		{ detect_ssn, "899-99-9999" },
+		{ detect_ssn, "123 45 6789" },
+		{ detect_iban, "NO93 8601 1117 947" },
+		{ detect_iban, "FI2112345600000785" },
+		{ detect_iban, "GB29 NWBK 6016 1331 9268 19" },
+	};
+	char text[128];
+	size_t i, k;
+
+	for (i = 0; i < sizeof(v) / sizeof(v[0]); i++)
+		for (k = 0; k < 24; k++) {
+			snprintf(text, sizeof(text), "%.*s%s%.*s", (int)k,
+			    "the quick brown fox, jumps", v[i].text, (int)k,
+			    ". the lazy dog sleeps on");
+			if (k > 0)
+				text[k - 1] = ' ';
+			ck_assert_msg(scan(v[i].fn, text, NULL, 0) == 1,
+			    "\"%s\"", text);
+		}
+}
+END_TEST
+
 static Suite *
 detect_suite(void)
 {
@@ -1243,6 +1406,8 @@ detect_suite(void)
 	tcase_add_test(tc, cards_lengths_and_runs);
 	tcase_add_test(tc, cards_separators);
 	tcase_add_test(tc, cards_count_and_mask);
+
+	tcase_add_test(tc, scan_alignment);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("ssn");
@@ -1262,6 +1427,8 @@ detect_suite(void)
 	tcase_add_test(tc, kw_whole_words);
 	tcase_add_test(tc, kw_errors);
 	tcase_add_test(tc, kw_differential);
+	tcase_add_test(tc, kw_split_differential);
+	tcase_add_test(tc, kw_split_edges);
 	tcase_add_test(tc, kw_thousands);
 	suite_add_tcase(s, tc);
 
@@ -1270,6 +1437,7 @@ detect_suite(void)
 	tcase_add_test(tc, re_counting);
 	tcase_add_test(tc, re_empty_matches);
 	tcase_add_test(tc, re_utf_subjects);
+	tcase_add_test(tc, re_utf_routing);
 	tcase_add_test(tc, re_compile_errors);
 	tcase_add_test(tc, re_match_limit);
 	tcase_add_test(tc, re_limit_is_per_attempt);

@@ -1051,7 +1051,14 @@ END_TEST
 
 /* Random mutations of the corpus */
 
-static uint64_t rng = 0x9e3779b97f4a7c15ULL;
+#ifndef MIME_MUTATIONS
+#define MIME_MUTATIONS	4000
+#endif
+#ifndef MIME_SEED
+#define MIME_SEED	0x9e3779b97f4a7c15ULL
+#endif
+
+static uint64_t rng = MIME_SEED;
 
 static uint64_t
 rnd(void)
@@ -1193,7 +1200,7 @@ START_TEST(mutations)
 	forwarded(&corpus[nc++], "base64", att, 700);
 	forwarded(&corpus[nc++], "quoted-printable", att, 300);
 
-	for (iter = 0; iter < 4000; iter++) {
+	for (iter = 0; iter < MIME_MUTATIONS; iter++) {
 		i = rnd() % nc;
 		buf_reset(&b);
 		buf_append(&b, corpus[i].data, corpus[i].len);
