@@ -146,7 +146,7 @@ bench_corpus(size_t size)
 			n = strlen(w);
 			memcpy(tok, w, n);
 			if (sentence == 0)
-				tok[0] = (char)(tok[0] - 0x20 * (tok[0] >= 'a'));
+				tok[0] = (char)(tok[0] - 0x20);
 		}
 		if (++sentence > 8 + bench_below(10)) {
 			tok[n++] = '.';

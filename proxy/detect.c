@@ -241,14 +241,14 @@ detect_err(char *err, size_t errlen, const char *fmt, ...)
 #define LENS(a, b)	((LEN((b) + 1) - 1) & ~(LEN(a) - 1))
 
 /* Issuer prefixes: first match wins, so specific ranges come first. */
-struct card_iin {
+struct detect_card_iin {
 	const char	*brand;
 	unsigned	 lo, hi;	/* prefix range, inclusive */
 	unsigned	 digits;	/* prefix length */
 	uint32_t	 lengths;	/* bit n set: n digits allowed */
 };
 
-static const struct card_iin card_iins[] = {
+static const struct detect_card_iin detect_card_iins[] = {
 	{ "visa",	4,	4,	1, LEN(13) | LEN(16) | LEN(19) },
 	{ "mastercard",	51,	55,	2, LEN(16) },
 	{ "mastercard",	2221,	2720,	4, LEN(16) },
@@ -266,10 +266,10 @@ static const struct card_iin card_iins[] = {
 	{ "maestro",	56,	69,	2, LENS(13, 19) },
 };
 
-#define CARD_NIINS	(sizeof(card_iins) / sizeof(card_iins[0]))
+#define CARD_NIINS	(sizeof(detect_card_iins) / sizeof(detect_card_iins[0]))
 
 static int
-card_luhn(const char *d, size_t n)
+detect_card_luhn(const char *d, size_t n)
 {
 	unsigned sum = 0, v;
 	size_t i;
@@ -287,7 +287,7 @@ card_luhn(const char *d, size_t n)
 const char *
 detect_card_brand(const char *d, size_t n)
 {
-	const struct card_iin *e;
+	const struct detect_card_iin *e;
 	unsigned prefix;
 	size_t i, k;
 
@@ -301,25 +301,25 @@ detect_card_brand(const char *d, size_t n)
 	if (i == n)
 		return NULL;
 	for (k = 0; k < CARD_NIINS; k++) {
-		e = &card_iins[k];
+		e = &detect_card_iins[k];
 		if ((e->lengths & LEN(n)) == 0)
 			continue;
 		for (prefix = 0, i = 0; i < e->digits; i++)
 			prefix = prefix * 10 + (unsigned)(d[i] - '0');
 		if (prefix >= e->lo && prefix <= e->hi)
-			return card_luhn(d, n) ? e->brand : NULL;
+			return detect_card_luhn(d, n) ? e->brand : NULL;
 	}
 	return NULL;
 }
 
-struct card_grp {
+struct detect_card_grp {
 	size_t	off;
 	size_t	len;
 };
 
 /* 4, then 4 or 6 for every middle group, then 1 to 6. */
 static int
-card_layout_ok(const struct card_grp *g, size_t ng)
+detect_card_layout_ok(const struct detect_card_grp *g, size_t ng)
 {
 	size_t i;
 
@@ -333,7 +333,8 @@ card_layout_ok(const struct card_grp *g, size_t ng)
 
 /* Join ng groups into d; returns the digit count, 0 when out of range. */
 static size_t
-card_gather(const char *s, const struct card_grp *g, size_t ng, char *d)
+detect_card_gather(const char *s, const struct detect_card_grp *g, size_t ng,
+    char *d)
 {
 	size_t i, total = 0;
 
@@ -354,7 +355,7 @@ card_gather(const char *s, const struct card_grp *g, size_t ng, char *d)
  * Returns its end, or 0.
  */
 static size_t
-card_space_group(const char *s, size_t n, size_t p)
+detect_card_space_group(const char *s, size_t n, size_t p)
 {
 	size_t r = detect_skip_digits(s, p, n);
 
@@ -374,10 +375,10 @@ card_space_group(const char *s, size_t n, size_t p)
  * scanning resumes.
  */
 static int
-card_try(const char *s, size_t n, size_t p, size_t *next, char *d,
+detect_card_try(const char *s, size_t n, size_t p, size_t *next, char *d,
     size_t *nd)
 {
-	struct card_grp g[CARD_GROUPS];
+	struct detect_card_grp g[CARD_GROUPS];
 	size_t q = p, st, ng = 0, total = 0, k, r;
 	int left_bad;
 
@@ -412,9 +413,9 @@ card_try(const char *s, size_t n, size_t p, size_t *next, char *d,
 
 	if (ng > 1) {
 		if (ng > CARD_GROUPS || total > CARD_MAX ||
-		    !card_layout_ok(g, ng))
+		    !detect_card_layout_ok(g, ng))
 			return 0;
-		*nd = card_gather(s, g, ng, d);
+		*nd = detect_card_gather(s, g, ng, d);
 		return *nd > 0 && detect_card_brand(d, *nd) != NULL;
 	}
 	if (total >= CARD_MIN && total <= CARD_MAX) {
@@ -428,7 +429,7 @@ card_try(const char *s, size_t n, size_t p, size_t *next, char *d,
 	/* 4111 1111 1111 1111: each group a separate word */
 	while (ng < CARD_GROUPS && q + 1 < n && s[q] == ' ' &&
 	    detect_isdigit(U(s, q + 1))) {
-		if ((r = card_space_group(s, n, q + 1)) == 0)
+		if ((r = detect_card_space_group(s, n, q + 1)) == 0)
 			break;
 		g[ng].off = q + 1;
 		g[ng].len = r - (q + 1);
@@ -437,9 +438,9 @@ card_try(const char *s, size_t n, size_t p, size_t *next, char *d,
 	}
 	/* longest first: "4111 1111 1111 1111 2026" is a card and a year */
 	for (k = ng; k >= 3; k--) {
-		if (!card_layout_ok(g, k))
+		if (!detect_card_layout_ok(g, k))
 			continue;
-		if ((*nd = card_gather(s, g, k, d)) == 0)
+		if ((*nd = detect_card_gather(s, g, k, d)) == 0)
 			continue;
 		if (detect_card_brand(d, *nd) != NULL) {
 			*next = g[k - 1].off + g[k - 1].len;
@@ -461,7 +462,7 @@ detect_cards(const char *s, size_t n, char *sample, size_t samplesz)
 			i = detect_skip_alnum(s, i, n);
 			continue;
 		}
-		if (card_try(s, n, i, &next, d, &nd)) {
+		if (detect_card_try(s, n, i, &next, d, &nd)) {
 			if (count++ == 0) {
 				memset(m, '*', nd - 4);
 				memcpy(m + nd - 4, d + nd - 4, 4);
@@ -487,7 +488,7 @@ detect_num(const char *s, size_t len)
 
 /* ddd-dd-dddd or ddd dd dddd at s[p], p's left neighbour not alnum. */
 static int
-ssn_try(const char *s, size_t n, size_t p)
+detect_ssn_try(const char *s, size_t n, size_t p)
 {
 	static const int digit_at[] = { 0, 1, 2, 4, 5, 7, 8, 9, 10 };
 	unsigned area, group, serial;
@@ -538,7 +539,7 @@ detect_ssn(const char *s, size_t n, char *sample, size_t samplesz)
 			i = detect_skip_alnum(s, i, n);
 			continue;
 		}
-		if (ssn_try(s, n, i)) {
+		if (detect_ssn_try(s, n, i)) {
 			if (count++ == 0) {
 				memcpy(m, "***-**-", 7);
 				memcpy(m + 7, s + i + 7, 4);
@@ -557,10 +558,10 @@ detect_ssn(const char *s, size_t n, char *sample, size_t samplesz)
 #define IBAN_MAX	34
 
 /* The IBAN registry: country code and total length. Sorted by code. */
-static const struct iban_country {
+static const struct detect_iban_country {
 	char		cc[3];
 	unsigned char	len;
-} iban_countries[] = {
+} detect_iban_countries[] = {
 	{ "AD", 24 }, { "AE", 23 }, { "AL", 28 }, { "AT", 20 }, { "AZ", 28 },
 	{ "BA", 20 }, { "BE", 16 }, { "BG", 22 }, { "BH", 22 }, { "BI", 27 },
 	{ "BR", 29 }, { "BY", 28 }, { "CH", 21 }, { "CR", 22 }, { "CY", 28 },
@@ -581,10 +582,11 @@ static const struct iban_country {
 	{ "VA", 22 }, { "VG", 24 }, { "XK", 20 }, { "YE", 30 },
 };
 
-#define IBAN_NCOUNTRIES	(sizeof(iban_countries) / sizeof(iban_countries[0]))
+#define IBAN_NCOUNTRIES	\
+	(sizeof(detect_iban_countries) / sizeof(detect_iban_countries[0]))
 
 static unsigned
-iban_length(unsigned char c0, unsigned char c1)
+detect_iban_lookup(unsigned char c0, unsigned char c1)
 {
 	size_t lo = 0, hi = IBAN_NCOUNTRIES, mid;
 	int d;
@@ -593,11 +595,11 @@ iban_length(unsigned char c0, unsigned char c1)
 	c1 = detect_upper(c1);
 	while (lo < hi) {
 		mid = (lo + hi) / 2;
-		d = (int)c0 - iban_countries[mid].cc[0];
+		d = (int)c0 - detect_iban_countries[mid].cc[0];
 		if (d == 0)
-			d = (int)c1 - iban_countries[mid].cc[1];
+			d = (int)c1 - detect_iban_countries[mid].cc[1];
 		if (d == 0)
-			return iban_countries[mid].len;
+			return detect_iban_countries[mid].len;
 		if (d < 0)
 			hi = mid;
 		else
@@ -611,12 +613,12 @@ detect_iban_length(const char *cc)
 {
 	if (cc == NULL || cc[0] == '\0' || cc[1] == '\0' || cc[2] != '\0')
 		return 0;
-	return iban_length(U(cc, 0), U(cc, 1));
+	return detect_iban_lookup(U(cc, 0), U(cc, 1));
 }
 
 /* Moves the first four characters to the end; letters count as 10..35. */
 static int
-iban_mod97(const char *v, size_t len)
+detect_iban_mod97(const char *v, size_t len)
 {
 	unsigned r = 0;
 	size_t i, k;
@@ -638,12 +640,12 @@ iban_mod97(const char *v, size_t len)
  * checked by the caller). Normalises into v and returns the end, or 0.
  */
 static size_t
-iban_try(const char *s, size_t n, size_t p, char *v, size_t *vlen)
+detect_iban_try(const char *s, size_t n, size_t p, char *v, size_t *vlen)
 {
 	size_t len, k, q;
 	int spaced;
 
-	if ((len = iban_length(U(s, p), U(s, p + 1))) == 0)
+	if ((len = detect_iban_lookup(U(s, p), U(s, p + 1))) == 0)
 		return 0;
 	/* check digits run 02..98; 00, 01 and 99 pass mod-97 by accident */
 	if ((s[p + 2] == '0' && s[p + 3] <= '1') ||
@@ -666,7 +668,7 @@ iban_try(const char *s, size_t n, size_t p, char *v, size_t *vlen)
 	}
 	if (q < n && detect_isalnum(U(s, q)))
 		return 0;
-	if (!iban_mod97(v, len))
+	if (!detect_iban_mod97(v, len))
 		return 0;
 	*vlen = len;
 	return q;
@@ -680,11 +682,12 @@ detect_iban(const char *s, size_t n, char *sample, size_t samplesz)
 
 	detect_sample_clear(sample, samplesz);
 	while ((i = detect_next_digit(s, i, n)) < n) {
-		/* the check digits: two letters before, a word start before that */
+		/* check digits: two letters before, a word start before that */
 		if (i >= 2 && i + 1 < n && detect_isdigit(U(s, i + 1)) &&
-		    detect_isalpha(U(s, i - 1)) && detect_isalpha(U(s, i - 2)) &&
+		    detect_isalpha(U(s, i - 1)) &&
+		    detect_isalpha(U(s, i - 2)) &&
 		    (i == 2 || !detect_isalnum(U(s, i - 3))) &&
-		    (end = iban_try(s, n, i - 2, v, &vlen)) != 0) {
+		    (end = detect_iban_try(s, n, i - 2, v, &vlen)) != 0) {
 			if (count++ == 0) {
 				memset(v + 2, '*', vlen - 6);
 				detect_sample_tail(sample, samplesz, v, vlen);
@@ -704,7 +707,7 @@ detect_iban(const char *s, size_t n, char *sample, size_t samplesz)
 #define KW_SPLIT_MIN	(16u << 10)	/* shorter texts run as one stream */
 #define KW_NONE		UINT32_MAX	/* no trie edge (build time only) */
 
-struct kw_term {
+struct detect_kw_term {
 	const char	*orig;		/* as given */
 	const char	*norm;		/* folded, whitespace runs collapsed */
 	uint32_t	 len;		/* of norm */
@@ -716,7 +719,7 @@ struct kw_term {
 struct detect_kw {
 	unsigned	 flags;
 	uint32_t	 nclasses;
-	uint64_t	 recip;		/* ceil(2^32 / nclasses): see kw_state() */
+	uint64_t	 recip;		/* ceil(2^32 / nclasses) */
 	unsigned char	 cls[256];
 	/*
 	 * delta[state * nclasses + class] = next * nclasses, plus KW_MATCH
@@ -724,19 +727,21 @@ struct detect_kw {
 	 */
 	uint32_t	*delta;
 	uint32_t	 nstates;
-	uint32_t	*cnt;		/* terms ending here, suffixes included */
+	uint32_t	*cnt;		/* terms ending here, with suffixes */
 	int32_t		*term;		/* term equal to this state's string */
 	uint32_t	*dict;		/* nearest proper suffix with a term */
-	struct kw_term	*terms;
+	struct detect_kw_term	*terms;
 	size_t		 nterms;
 	size_t		 maxlen;	/* longest normalised term */
 	char		*strings;
 };
 
-
-/* Grow the dense trie rows; new rows have no edges. */
+/*
+ * Grow the dense trie rows; new rows have no edges. Returns -1 past
+ * DETECT_KW_MAX_TABLE, -2 when memory runs out.
+ */
 static int
-kw_grow(struct detect_kw *kw, uint32_t *cap, unsigned char **inws)
+detect_kw_grow(struct detect_kw *kw, uint32_t *cap, unsigned char **inws)
 {
 	size_t ncap = *cap * 2, nc = kw->nclasses, i;
 	uint32_t *d;
@@ -748,15 +753,15 @@ kw_grow(struct detect_kw *kw, uint32_t *cap, unsigned char **inws)
 	if (ncap <= *cap)
 		return -1;
 	if ((d = realloc(kw->delta, ncap * nc * sizeof(*d))) == NULL)
-		return -1;
+		return -2;
 	kw->delta = d;
 	for (i = *cap * nc; i < ncap * nc; i++)
 		d[i] = KW_NONE;
 	if ((t = realloc(kw->term, ncap * sizeof(*t))) == NULL)
-		return -1;
+		return -2;
 	kw->term = t;
 	if ((w = realloc(*inws, ncap)) == NULL)
-		return -1;
+		return -2;
 	*inws = w;
 	*cap = (uint32_t)ncap;
 	return 0;
@@ -764,7 +769,7 @@ kw_grow(struct detect_kw *kw, uint32_t *cap, unsigned char **inws)
 
 /* Folded copy of term into dst; whitespace runs become one space. */
 static size_t
-kw_normalize(const char *term, char *dst)
+detect_kw_normalize(const char *term, char *dst)
 {
 	size_t k = 0;
 	unsigned char c;
@@ -782,7 +787,7 @@ kw_normalize(const char *term, char *dst)
 }
 
 static void
-kw_build_classes(struct detect_kw *kw)
+detect_kw_build_classes(struct detect_kw *kw)
 {
 	unsigned char seen[256];
 	size_t i, j;
@@ -806,7 +811,7 @@ kw_build_classes(struct detect_kw *kw)
 
 /* Breadth-first: fail links, dense transitions, output counts. */
 static int
-kw_link(struct detect_kw *kw, const unsigned char *inws)
+detect_kw_link(struct detect_kw *kw, const unsigned char *inws)
 {
 	uint32_t nc = kw->nclasses, ns = kw->nstates, head = 0, tail = 0;
 	uint32_t s, t, c, f, wscls = kw->cls[' '];
@@ -871,8 +876,9 @@ detect_kw_compile(const char *const *terms, size_t n, unsigned flags,
 	struct detect_kw *kw;
 	unsigned char *inws = NULL;
 	size_t i, j, total = 0, len, off;
-	uint32_t cap = 64, st, nc, *slot;
+	uint32_t cap = 64, st, nc, c, *slot;
 	char *p;
+	int rc;
 
 	if (n > INT32_MAX) {
 		detect_err(err, errlen, "too many keywords (%zu)", n);
@@ -880,12 +886,14 @@ detect_kw_compile(const char *const *terms, size_t n, unsigned flags,
 	}
 	for (i = 0; i < n; i++) {
 		if (terms[i] == NULL) {
-			detect_err(err, errlen, "keyword %zu is missing", i + 1);
+			detect_err(err, errlen, "keyword %zu is missing",
+			    i + 1);
 			return NULL;
 		}
 		len = strlen(terms[i]);
 		if (len > DETECT_KW_MAX_TERM) {
-			detect_err(err, errlen, "keyword %zu is too long", i + 1);
+			detect_err(err, errlen, "keyword %zu is too long",
+			    i + 1);
 			return NULL;
 		}
 		total += 2 * (len + 1);
@@ -898,7 +906,7 @@ detect_kw_compile(const char *const *terms, size_t n, unsigned flags,
 	    (kw->strings = malloc(total ? total : 1)) == NULL)
 		goto nomem;
 	for (off = 0, i = 0; i < n; i++) {
-		struct kw_term *t = &kw->terms[i];
+		struct detect_kw_term *t = &kw->terms[i];
 
 		p = kw->strings + off;
 		len = strlen(terms[i]);
@@ -906,7 +914,7 @@ detect_kw_compile(const char *const *terms, size_t n, unsigned flags,
 		t->orig = p;
 		p += len + 1;
 		t->norm = p;
-		t->len = (uint32_t)kw_normalize(terms[i], p);
+		t->len = (uint32_t)detect_kw_normalize(terms[i], p);
 		p[t->len] = '\0';
 		off += len + 1 + t->len + 1;
 		if (t->len == 0) {
@@ -920,7 +928,7 @@ detect_kw_compile(const char *const *terms, size_t n, unsigned flags,
 			kw->maxlen = t->len;
 	}
 
-	kw_build_classes(kw);
+	detect_kw_build_classes(kw);
 	nc = kw->nclasses;
 	if ((kw->delta = malloc((size_t)cap * nc * sizeof(uint32_t))) == NULL ||
 	    (kw->term = malloc(cap * sizeof(int32_t))) == NULL ||
@@ -932,32 +940,36 @@ detect_kw_compile(const char *const *terms, size_t n, unsigned flags,
 	kw->term[0] = -1;
 	inws[0] = 0;
 	for (i = 0; i < n; i++) {
-		const struct kw_term *t = &kw->terms[i];
+		const struct detect_kw_term *t = &kw->terms[i];
 
 		for (st = 0, j = 0; j < t->len; j++) {
-			slot = &kw->delta[(size_t)st * nc + kw->cls[U(t->norm, j)]];
-			if (*slot == KW_NONE) {
-				if (kw->nstates == cap) {
-					if (kw_grow(kw, &cap, &inws) == -1) {
-						detect_err(err, errlen,
-						    "keyword list too large "
-						    "(%zu keywords)", n);
-						goto fail;
-					}
-					slot = &kw->delta[(size_t)st * nc +
-					    kw->cls[U(t->norm, j)]];
-				}
-				kw->term[kw->nstates] = -1;
-				inws[kw->nstates] = t->norm[j] == ' ';
-				*slot = kw->nstates++;
+			c = kw->cls[U(t->norm, j)];
+			slot = &kw->delta[(size_t)st * nc + c];
+			if (*slot != KW_NONE) {
+				st = *slot;
+				continue;
 			}
-			st = *slot;
+			if (kw->nstates == cap) {
+				rc = detect_kw_grow(kw, &cap, &inws);
+				if (rc == -2)
+					goto nomem;
+				if (rc == -1) {
+					detect_err(err, errlen, "keyword list "
+					    "too large (over %u MB of tables)",
+					    DETECT_KW_MAX_TABLE >> 20);
+					goto fail;
+				}
+				slot = &kw->delta[(size_t)st * nc + c];
+			}
+			kw->term[kw->nstates] = -1;
+			inws[kw->nstates] = t->norm[j] == ' ';
+			st = *slot = kw->nstates++;
 		}
 		/* a duplicate (after folding) counts once, as the first */
 		if (kw->term[st] < 0)
 			kw->term[st] = (int32_t)i;
 	}
-	if (kw_link(kw, inws) == -1)
+	if (detect_kw_link(kw, inws) == -1)
 		goto nomem;
 	free(inws);
 	return kw;
@@ -976,10 +988,10 @@ fail:
  * (DETECT_KW_MAX_TABLE), so the rounded-up reciprocal is exact.
  */
 _Static_assert(DETECT_KW_MAX_TABLE / sizeof(uint32_t) <= (1u << 24),
-    "kw_state() needs offsets below 2^24");
+    "detect_kw_state() needs offsets below 2^24");
 
 static inline uint32_t
-kw_state(const struct detect_kw *kw, uint32_t off)
+detect_kw_state(const struct detect_kw *kw, uint32_t off)
 {
 	return (uint32_t)((off * kw->recip) >> 32);
 }
@@ -989,7 +1001,7 @@ kw_state(const struct detect_kw *kw, uint32_t off)
  * in the term stands for a whole whitespace run there.
  */
 static size_t
-kw_match_start(const char *s, size_t end, const struct kw_term *t)
+detect_kw_match_start(const char *s, size_t end, const struct detect_kw_term *t)
 {
 	size_t j, pos = end;
 
@@ -1009,7 +1021,7 @@ kw_match_start(const char *s, size_t end, const struct kw_term *t)
  * One pass of the automaton over part of the text. Matches ending before
  * lo are not counted: they belong to the stream that owns those bytes.
  */
-struct kw_run {
+struct detect_kw_run {
 	uint32_t	st;	/* premultiplied state */
 	size_t		pos;	/* next byte */
 	size_t		end;
@@ -1020,16 +1032,16 @@ struct kw_run {
 
 /* Matches ending at byte i, the automaton now in offset st. */
 static void
-kw_hit(const struct detect_kw *kw, const char *s, size_t n, size_t i,
-    uint32_t st, struct kw_run *r)
+detect_kw_hit(const struct detect_kw *kw, const char *s, size_t n, size_t i,
+    uint32_t st, struct detect_kw_run *r)
 {
-	const struct kw_term *t;
+	const struct detect_kw_term *t;
 	uint32_t state, k;
 	size_t start;
 
 	if (i < r->lo)
 		return;
-	state = kw_state(kw, st);
+	state = detect_kw_state(kw, st);
 	k = kw->term[state] >= 0 ? state : kw->dict[state];
 	if ((kw->flags & DETECT_KW_WORD) == 0) {
 		if (r->first < 0)
@@ -1043,7 +1055,7 @@ kw_hit(const struct detect_kw *kw, const char *s, size_t n, size_t i,
 		if (t->word_last && i + 1 < n && detect_isword(U(s, i + 1)))
 			continue;
 		if (t->word_first) {
-			start = kw_match_start(s, i + 1, t);
+			start = detect_kw_match_start(s, i + 1, t);
 			if (start > 0 && detect_isword(U(s, start - 1)))
 				continue;
 		}
@@ -1054,8 +1066,8 @@ kw_hit(const struct detect_kw *kw, const char *s, size_t n, size_t i,
 }
 
 static void
-kw_run_finish(const struct detect_kw *kw, const char *s, size_t n,
-    struct kw_run *r)
+detect_kw_run_finish(const struct detect_kw *kw, const char *s, size_t n,
+    struct detect_kw_run *r)
 {
 	const uint32_t *d = kw->delta;
 	const unsigned char *cls = kw->cls;
@@ -1066,7 +1078,7 @@ kw_run_finish(const struct detect_kw *kw, const char *s, size_t n,
 		v = d[st + cls[U(s, i)]];
 		st = v & ~KW_MATCH;
 		if (v & KW_MATCH)
-			kw_hit(kw, s, n, i, st, r);
+			detect_kw_hit(kw, s, n, i, st, r);
 	}
 	r->st = st;
 	r->pos = r->end;
@@ -1078,7 +1090,7 @@ kw_run_finish(const struct detect_kw *kw, const char *s, size_t n,
  * whitespace run as the one character the automaton sees.
  */
 static size_t
-kw_warmup(const struct detect_kw *kw, const char *s, size_t b)
+detect_kw_warmup(const struct detect_kw *kw, const char *s, size_t b)
 {
 	size_t i = b, seen = 0;
 
@@ -1098,7 +1110,7 @@ detect_kw_count(const struct detect_kw *kw, const char *s, size_t n,
 {
 	const uint32_t *d = kw->delta;
 	const unsigned char *cls = kw->cls;
-	struct kw_run r[KW_STREAMS];
+	struct detect_kw_run r[KW_STREAMS];
 	size_t i, k, steps, count = 0;
 	uint32_t v0, v1, v2, v3;
 	int32_t first = -1;
@@ -1106,19 +1118,21 @@ detect_kw_count(const struct detect_kw *kw, const char *s, size_t n,
 	detect_sample_clear(sample, samplesz);
 	for (k = 0; k < KW_STREAMS; k++) {
 		r[k].st = 0;
+		r[k].pos = 0;
 		r[k].lo = n * k / KW_STREAMS;
 		r[k].end = n * (k + 1) / KW_STREAMS;
-		r[k].pos = k == 0 ? 0 : kw_warmup(kw, s, r[k].lo);
 		r[k].count = 0;
 		r[k].first = -1;
 	}
 	if (n < KW_SPLIT_MIN) {
 		r[0].end = n;
-		kw_run_finish(kw, s, n, &r[0]);
+		detect_kw_run_finish(kw, s, n, &r[0]);
 		count = r[0].count;
 		first = r[0].first;
 		goto done;
 	}
+	for (k = 1; k < KW_STREAMS; k++)
+		r[k].pos = detect_kw_warmup(kw, s, r[k].lo);
 
 	/*
 	 * The automaton is one dependent load per byte: four independent
@@ -1139,17 +1153,17 @@ detect_kw_count(const struct detect_kw *kw, const char *s, size_t n,
 		if (((v0 | v1 | v2 | v3) & KW_MATCH) == 0)
 			continue;
 		if (v0 & KW_MATCH)
-			kw_hit(kw, s, n, r[0].pos + i, r[0].st, &r[0]);
+			detect_kw_hit(kw, s, n, r[0].pos + i, r[0].st, &r[0]);
 		if (v1 & KW_MATCH)
-			kw_hit(kw, s, n, r[1].pos + i, r[1].st, &r[1]);
+			detect_kw_hit(kw, s, n, r[1].pos + i, r[1].st, &r[1]);
 		if (v2 & KW_MATCH)
-			kw_hit(kw, s, n, r[2].pos + i, r[2].st, &r[2]);
+			detect_kw_hit(kw, s, n, r[2].pos + i, r[2].st, &r[2]);
 		if (v3 & KW_MATCH)
-			kw_hit(kw, s, n, r[3].pos + i, r[3].st, &r[3]);
+			detect_kw_hit(kw, s, n, r[3].pos + i, r[3].st, &r[3]);
 	}
 	for (k = 0; k < KW_STREAMS; k++) {
 		r[k].pos += steps;
-		kw_run_finish(kw, s, n, &r[k]);
+		detect_kw_run_finish(kw, s, n, &r[k]);
 		count += r[k].count;
 		if (first < 0)
 			first = r[k].first;

@@ -93,8 +93,8 @@ void	detect_kw_free(struct detect_kw *);
 #define DETECT_RE_CASELESS	0x01
 #define DETECT_RE_MULTILINE	0x02
 #define DETECT_RE_DOTALL	0x04
-#define DETECT_RE_UTF		0x08	/* UTF-8 mode; invalid bytes never match */
-#define DETECT_RE_NOJIT		0x10	/* interpreter only (tests, debugging) */
+#define DETECT_RE_UTF		0x08	/* UTF-8; invalid bytes never match */
+#define DETECT_RE_NOJIT		0x10	/* interpreter only (tests) */
 
 #define DETECT_RE_MATCH_LIMIT	1000000u	/* per match attempt */
 #define DETECT_RE_DEPTH_LIMIT	10000u		/* interpreter only */

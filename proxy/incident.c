@@ -132,10 +132,11 @@ incident_write(const char *path, const struct incident *in)
 	n = write(fd, line.data, line.len);
 	saved = errno;
 	close(fd);
-	buf_free(&line);
 	if (n != (ssize_t)line.len) {
+		buf_free(&line);
 		errno = n < 0 ? saved : EIO;
 		return -1;
 	}
+	buf_free(&line);
 	return 0;
 }

@@ -255,15 +255,15 @@ lua_dlp_keywords(lua_State *L)
 	terms = lua_newuserdatauv(L, n * sizeof(*terms), 0);
 	for (i = 0; i < n; i++) {
 		if (lua_rawgeti(L, 1, (lua_Integer)i + 1) != LUA_TSTRING)
-			return luaL_error(L, "dlp.keywords: term %zu is not a "
-			    "string", i + 1);
+			return luaL_error(L, "dlp.keywords: term %I is not a "
+			    "string", (lua_Integer)i + 1);
 		terms[i] = lua_tolstring(L, -1, &len);
 		if (len == 0)
-			return luaL_error(L, "dlp.keywords: term %zu is empty",
-			    i + 1);
+			return luaL_error(L, "dlp.keywords: term %I is empty",
+			    (lua_Integer)i + 1);
 		if (strlen(terms[i]) != len)
-			return luaL_error(L, "dlp.keywords: term %zu contains "
-			    "a NUL byte", i + 1);
+			return luaL_error(L, "dlp.keywords: term %I contains "
+			    "a NUL byte", (lua_Integer)i + 1);
 		lua_pop(L, 1);	/* still held by the list */
 	}
 	ud = lua_newuserdatauv(L, sizeof(*ud), 0);

@@ -34,6 +34,12 @@ const char *message_header_value(const char *content, size_t len,
 	    const char *name, char *dst, size_t dstsz);
 
 /*
+ * Header text: printable ASCII as is (control bytes become spaces);
+ * anything with 8-bit bytes as RFC 2047 UTF-8 encoded-words, folded.
+ */
+int	message_header_text(struct buf *out, const char *text);
+
+/*
  * Build what goes on the wire after the next hop's 354: the pass header
  * (when not empty) and any added headers as the first lines, then the
  * content with the subject edit applied, dot-stuffed and terminated by

@@ -300,6 +300,28 @@ mime_strdup(struct mime_msg *m, const char *s, size_t n)
  * MIME_TRUNCATED when cap stopped them.
  */
 
+/* The whole bytes of a partial quantum; -1 when cap stops them. */
+static int
+mime_b64_tail(unsigned char *d, size_t *o, size_t cap, uint32_t acc,
+    unsigned nq, unsigned *fl)
+{
+	if (nq == 1)
+		*fl |= MIME_BAD_BASE64;		/* six bits make no byte */
+	if (nq < 2)
+		return 0;
+	if (*o + nq - 1 > cap) {
+		*fl |= MIME_TRUNCATED;
+		return -1;
+	}
+	if (nq == 2)
+		d[(*o)++] = (unsigned char)(acc >> 4);
+	else {
+		d[(*o)++] = (unsigned char)(acc >> 10);
+		d[(*o)++] = (unsigned char)(acc >> 2);
+	}
+	return 0;
+}
+
 static size_t
 mime_b64_decode(const char *src, size_t n, char *dst, size_t cap,
     unsigned *fl)
@@ -328,6 +350,7 @@ mime_b64_decode(const char *src, size_t n, char *dst, size_t cap,
 				i += 4;
 			}
 		}
+		/* then one character at a time, up to a quantum boundary */
 		if (i >= n)
 			break;
 		v = mime_b64[s[i++]];
@@ -349,39 +372,17 @@ mime_b64_decode(const char *src, size_t n, char *dst, size_t cap,
 			 * Padding ends a quantum. Some encoders pad every
 			 * line, so decoding goes on after it.
 			 */
-			goto partial;
-		} else if (v != 0x80)
-			*fl |= MIME_BAD_BASE64;
-		continue;
-partial:
-		if (nq == 1)
-			*fl |= MIME_BAD_BASE64;
-		if (nq >= 2) {
-			if (o + nq - 1 > cap) {
-				*fl |= MIME_TRUNCATED;
+			if (mime_b64_tail(d, &o, cap, acc, nq, fl) == -1)
 				return o;
-			}
-			if (nq == 2)
-				d[o++] = (unsigned char)(acc >> 4);
-			else {
-				d[o++] = (unsigned char)(acc >> 10);
-				d[o++] = (unsigned char)(acc >> 2);
-			}
-		}
-		nq = 0;
-		acc = 0;
+			nq = 0;
+			acc = 0;
+		} else if (v != 0x80)
+			*fl |= MIME_BAD_BASE64;		/* skipped */
 	}
 	if (nq > 0) {
 		/* cut in the middle of a quantum: keep the whole bytes */
 		*fl |= MIME_BAD_BASE64;
-		if (nq >= 2 && o + nq - 1 > cap)
-			*fl |= MIME_TRUNCATED;
-		else if (nq == 2)
-			d[o++] = (unsigned char)(acc >> 4);
-		else if (nq == 3) {
-			d[o++] = (unsigned char)(acc >> 10);
-			d[o++] = (unsigned char)(acc >> 2);
-		}
+		(void)mime_b64_tail(d, &o, cap, acc, nq, fl);
 	}
 	return o;
 }
@@ -622,13 +623,16 @@ mime_charset(const char *cs, size_t n, char dst[MIME_CSMAX + 1])
 	int c;
 
 	dst[0] = '\0';
+	if (cs == NULL)
+		return MIME_CS_NONE;
 	while (n > 0 && mime_ws((unsigned char)*cs)) {
 		cs++;
 		n--;
 	}
-	while (n > 0 && mime_ws((unsigned char)cs[n - 1]))
-		n--;
-	if (cs == NULL || n == 0)
+	/* the label ends at whitespace or a comment: "us-ascii (Plain text)" */
+	for (i = 0; i < n && !mime_ws((unsigned char)cs[i]) && cs[i] != '('; i++)
+		;
+	if ((n = i) == 0)
 		return MIME_CS_NONE;
 	if (n > MIME_CSMAX)
 		return MIME_CS_BAD;
@@ -1055,13 +1059,13 @@ mime_param(struct mime_conv *cv, struct buf *out, const char *v, size_t n,
 	struct mime_seg seg[MIME_SEGMAX], *sp;
 	struct buf tmp = BUF_INIT;
 	size_t wl = strlen(want), nseg = 0, i, k, ns, ne, vs, ve, plen = 0;
-	const char *plain = NULL;
+	const char *plain = NULL, *semi;
 	unsigned idx;
 	int quoted, pquoted = 0, ext, rc;
 
-	if ((ns = (size_t)((const char *)memchr(v, ';', n) - v)) > n)
+	if (n == 0 || (semi = memchr(v, ';', n)) == NULL)
 		return 0;
-	for (i = ns; i < n; ) {
+	for (i = (size_t)(semi - v); i < n; ) {
 		i++;				/* past ';' */
 		while (i < n && mime_ws((unsigned char)v[i]))
 			i++;
@@ -1682,11 +1686,46 @@ struct mime_html {
 	int		 space;		/* whitespace before the next character */
 };
 
-static const char *const mime_html_blocks[] = {
-	"br", "p", "div", "tr", "li", "ul", "ol", "table", "h1", "h2", "h3",
-	"h4", "h5", "h6", "blockquote", "title", "hr", "dd", "dt", "pre",
-	"section", "article", "header", "footer", "address",
+enum mime_html_kind {
+	MIME_HTML_INLINE,	/* <b>, <a>, <span>...: nothing */
+	MIME_HTML_BREAK,	/* ends a line */
+	MIME_HTML_CELL,		/* a space between cells */
+	MIME_HTML_SKIP,		/* content is no text: script, style */
 };
+
+static const struct {
+	const char		*name;
+	enum mime_html_kind	 kind;
+} mime_html_tags[] = {
+	{ "br", MIME_HTML_BREAK }, { "p", MIME_HTML_BREAK },
+	{ "div", MIME_HTML_BREAK }, { "tr", MIME_HTML_BREAK },
+	{ "li", MIME_HTML_BREAK }, { "ul", MIME_HTML_BREAK },
+	{ "ol", MIME_HTML_BREAK }, { "table", MIME_HTML_BREAK },
+	{ "h1", MIME_HTML_BREAK }, { "h2", MIME_HTML_BREAK },
+	{ "h3", MIME_HTML_BREAK }, { "h4", MIME_HTML_BREAK },
+	{ "h5", MIME_HTML_BREAK }, { "h6", MIME_HTML_BREAK },
+	{ "blockquote", MIME_HTML_BREAK }, { "title", MIME_HTML_BREAK },
+	{ "hr", MIME_HTML_BREAK }, { "dd", MIME_HTML_BREAK },
+	{ "dt", MIME_HTML_BREAK }, { "pre", MIME_HTML_BREAK },
+	{ "section", MIME_HTML_BREAK }, { "article", MIME_HTML_BREAK },
+	{ "header", MIME_HTML_BREAK }, { "footer", MIME_HTML_BREAK },
+	{ "address", MIME_HTML_BREAK },
+	{ "td", MIME_HTML_CELL }, { "th", MIME_HTML_CELL },
+	{ "script", MIME_HTML_SKIP }, { "style", MIME_HTML_SKIP },
+};
+
+static enum mime_html_kind
+mime_html_kind(const char *name)
+{
+	size_t i;
+
+	/* the first letter rules out nearly every entry cheaply */
+	for (i = 0; i < sizeof(mime_html_tags) / sizeof(mime_html_tags[0]); i++)
+		if (mime_html_tags[i].name[0] == name[0] &&
+		    strcmp(mime_html_tags[i].name, name) == 0)
+			return mime_html_tags[i].kind;
+	return MIME_HTML_INLINE;
+}
 
 static const struct {
 	const char	*name;
@@ -1840,6 +1879,9 @@ mime_html(struct buf *out, const char *s, size_t n)
 	size_t i = 0, j, k, dl;
 	int close, c;
 
+	/* stripped text is never longer than its source (plus one space) */
+	if (buf_reserve(out, n + 1) == -1)
+		return -1;
 	while (i < n) {
 		c = (unsigned char)s[i];
 		if (c == '<') {
@@ -1860,23 +1902,27 @@ mime_html(struct buf *out, const char *s, size_t n)
 				continue;
 			}
 			i = k + 1;
-			if (!close && (strcmp(name, "script") == 0 ||
-			    strcmp(name, "style") == 0)) {
+			if (name[0] == '\0')
+				continue;
+			switch (mime_html_kind(name)) {
+			case MIME_HTML_SKIP:
+				if (close)
+					break;
 				if ((k = mime_html_skip(s, n, i, name)) ==
 				    MIME_NOPOS)
 					goto raw;
 				i = k;
-				continue;
-			}
-			if (strcmp(name, "td") == 0 || strcmp(name, "th") == 0)
+				break;
+			case MIME_HTML_CELL:
 				h.space = 1;
-			for (j = 0; j < sizeof(mime_html_blocks) /
-			    sizeof(mime_html_blocks[0]); j++)
-				if (strcmp(name, mime_html_blocks[j]) == 0) {
-					if (mime_html_break(&h) == -1)
-						return -1;
-					break;
-				}
+				break;
+			case MIME_HTML_BREAK:
+				if (mime_html_break(&h) == -1)
+					return -1;
+				break;
+			case MIME_HTML_INLINE:
+				break;
+			}
 			continue;
 		}
 		if (c == '&') {

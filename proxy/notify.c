@@ -91,62 +91,6 @@ notify_sender(const struct config *cfg, char *dst, size_t dstsz)
 	return n < 0 || (size_t)n >= dstsz ? -1 : 0;
 }
 
-/* Header text: control bytes (a decoded subject may hold some) become spaces. */
-static int
-notify_header_text(struct buf *out, const char *s)
-{
-	int ascii = 1;
-	const unsigned char *p;
-
-	for (p = (const unsigned char *)s; *p; p++)
-		if (*p >= 0x80)
-			ascii = 0;
-	if (ascii) {
-		for (p = (const unsigned char *)s; *p; p++)
-			if (buf_append(out, (*p < 0x20 || *p == 0x7f) ? " " :
-			    (const char *)p, 1) == -1)
-				return -1;
-		return 0;
-	}
-	/* RFC 2047 B-encoding, in words short enough for 78-column lines. */
-	{
-		static const char b64[] =
-		    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-		size_t len = strlen(s), i = 0;
-
-		while (i < len) {
-			size_t n = len - i > 45 ? 45 : len - i;
-
-			/* Do not split a UTF-8 sequence between words. */
-			while (n < len - i && n > 1 &&
-			    ((unsigned char)s[i + n] & 0xc0) == 0x80)
-				n--;
-			if (buf_appends(out, i ? "\r\n =?UTF-8?B?" : "=?UTF-8?B?") == -1)
-				return -1;
-			for (size_t k = 0; k < n; k += 3) {
-				unsigned char in[3] = { 0, 0, 0 };
-				size_t m = n - k < 3 ? n - k : 3;
-				char o[4];
-
-				memcpy(in, s + i + k, m);
-				for (size_t z = 0; z < m; z++)
-					if (in[z] < 0x20 || in[z] == 0x7f)
-						in[z] = ' ';
-				o[0] = b64[in[0] >> 2];
-				o[1] = b64[((in[0] & 3) << 4) | (in[1] >> 4)];
-				o[2] = m > 1 ? b64[((in[1] & 15) << 2) | (in[2] >> 6)] : '=';
-				o[3] = m > 2 ? b64[in[2] & 63] : '=';
-				if (buf_append(out, o, 4) == -1)
-					return -1;
-			}
-			if (buf_appends(out, "?=") == -1)
-				return -1;
-			i += n;
-		}
-	}
-	return 0;
-}
-
 int
 notify_build(struct buf *out, const struct config *cfg,
     const struct notify_request *rq, const char *message_id)
@@ -172,7 +116,7 @@ notify_build(struct buf *out, const struct config *cfg,
 	for (i = 0; i < rq->nto; i++)
 		r |= buf_appendf(out, "%s<%s>", i ? ",\r\n " : "", rq->to[i]);
 	r |= buf_appends(out, "\r\nSubject: ");
-	r |= notify_header_text(out, rq->subject);
+	r |= message_header_text(out, rq->subject);
 	r |= buf_appendf(out, "\r\nMessage-ID: <%s>\r\n", message_id);
 	r |= buf_appends(out, "Auto-Submitted: auto-generated\r\n"
 	    "MIME-Version: 1.0\r\n"

@@ -51,8 +51,8 @@
 #define POLICY_DEF_REPLY_TEXT	"Message blocked by content policy"
 #define POLICY_DEF_NOTIFY_SUBJECT "Policy violation: {policy}"
 #define POLICY_DEF_NOTIFY_BODY \
-	"A message from {sender} to {recipients} matched the policy\n" \
-	"\"{policy}\" ({count} matches).\n"
+	"A message from {sender} to {recipients} matched the policy " \
+	"\"{policy}\".\nAction: {action}\nSubject: {subject}\n"
 
 struct policy {
 	char			*name;
@@ -146,10 +146,13 @@ static const char *const policy_notify_keys[] = {
 	"to", "sender", "subject", "body", NULL
 };
 
-/* Placeholders of notification texts, expanded by policy_expand(). */
+/*
+ * Placeholders of notification texts, expanded by policy_expand(): the
+ * first ones from the hit and the envelope, the last four from the proxy.
+ */
 static const char *const policy_placeholders[] = {
 	"policy", "sender", "recipients", "count", "sample", "client_ip",
-	"helo", NULL
+	"helo", "subject", "queue_id", "action", "message_id", NULL
 };
 
 /*
@@ -647,6 +650,7 @@ policy_path_line(const struct policy_ctx *ctx, const char *path)
 static int
 policy_field(lua_State *L, int t, const char *key)
 {
+	t = lua_absindex(L, t);
 	lua_pushstring(L, key);
 	return lua_rawget(L, t);
 }
@@ -1572,7 +1576,8 @@ policy_expand_value(struct buf *out, const char *s)
 
 int
 policy_expand(struct buf *out, const char *tmpl, const struct policy_hit *h,
-    const struct policy_envelope *env)
+    const struct policy_envelope *env, const struct policy_var *extra,
+    size_t nextra)
 {
 	const char *p, *e;
 	char num[32];
@@ -1613,7 +1618,15 @@ policy_expand(struct buf *out, const char *tmpl, const struct policy_hit *h,
 		else if (IS("helo"))
 			r = policy_expand_value(out, env->helo != NULL ?
 			    env->helo : "");
-		else {
+		else if (IS("subject") || IS("queue_id") || IS("action") ||
+		    IS("message_id")) {
+			for (i = 0; i < nextra; i++)
+				if (strlen(extra[i].name) == n &&
+				    strncmp(extra[i].name, p + 1, n) == 0)
+					break;
+			if (i < nextra && extra[i].value != NULL)
+				r = policy_expand_value(out, extra[i].value);
+		} else {
 			/* not ours: keep the brace, go on after it */
 			e = p + 1;
 			r = buf_append(out, p, 1);

@@ -127,11 +127,21 @@ const char *policy_check_header(const char *s);
 const char *policy_check_address(const char *s);
 
 /*
- * Append tmpl to out with {policy}, {sender}, {recipients}, {count},
- * {sample}, {client_ip} and {helo} replaced (docs/lua-api.md); CR, LF and
- * NUL in the values become spaces. -1 when memory runs out.
+ * Notification texts. Append tmpl to out with each {name} replaced:
+ * {policy}, {count}, {sample} from the hit; {sender} ("<>" for the null
+ * sender), {recipients} (", "-separated), {client_ip}, {helo} from the
+ * envelope; and any of {subject}, {queue_id}, {action}, {message_id} the
+ * caller gives in extra (absent ones expand to ""). Other braces are
+ * copied. CR, LF and NUL in values become spaces, so a value can never
+ * add a header line. -1 when memory runs out.
  */
+struct policy_var {
+	const char	*name;
+	const char	*value;
+};
+
 int	policy_expand(struct buf *out, const char *tmpl,
-	    const struct policy_hit *, const struct policy_envelope *);
+	    const struct policy_hit *, const struct policy_envelope *,
+	    const struct policy_var *extra, size_t nextra);
 
 #endif

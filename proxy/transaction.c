@@ -334,6 +334,20 @@ txn_send(struct txn *t, const struct message_edit *edit)
 	smtp_client_data(t->out, &payload);
 }
 
+static void
+txn_envelope(struct txn *t, struct policy_envelope *env)
+{
+	memset(env, 0, sizeof(*env));
+	env->sid = t->sid;
+	env->sender = t->mail.addr;
+	env->recipients = (const char *const *)t->rcpts;
+	env->nrecipients = t->nrcpts;
+	env->helo = t->helo;
+	env->client_ip = t->client_ip;
+	env->content = t->content.data ? t->content.data : "";
+	env->size = t->content.len;
+}
+
 /* Run the policies; fills t->verdict and the facts incidents need. */
 static void
 txn_judge(struct txn *t)
@@ -341,14 +355,7 @@ txn_judge(struct txn *t)
 	struct policy_envelope env;
 	const char *c = t->content.data ? t->content.data : "";
 
-	memset(&env, 0, sizeof(env));
-	env.sender = t->mail.addr;
-	env.recipients = (const char *const *)t->rcpts;
-	env.nrecipients = t->nrcpts;
-	env.helo = t->helo;
-	env.client_ip = t->client_ip;
-	env.content = c;
-	env.size = t->content.len;
+	txn_envelope(t, &env);
 	message_header_value(c, t->content.len, "Message-ID", t->message_id,
 	    sizeof(t->message_id));
 	message_header_value(c, t->content.len, "Subject", t->subject,
@@ -405,12 +412,7 @@ txn_data_end(struct txn *t)
 		return;
 	}
 	txn_judge(t);
-	if (t->verdict.error) {
-		char q[POLICY_ERR_MAX * 2];
-
-		log_msg(LOG_ERR, t->sid, "policy-error", "policy=\"%s\" error=%s",
-		    t->verdict.error_policy, log_quote(q, sizeof(q),
-		    t->verdict.error_msg, strlen(t->verdict.error_msg)));
+	if (t->verdict.error) {		/* policy.c logged which and why */
 		txn_clear_verdict(t);
 		txn_abort(t, 451, "4.3.0",
 		    "Message could not be checked, try again later");
@@ -478,61 +480,23 @@ txn_quit(struct txn *t)
 	}
 }
 
-/* "{policy}" and friends in a notification's subject or body. */
-static void
-txn_expand(struct txn *t, const struct policy_hit *h, const char *tmpl,
-    struct buf *out)
-{
-	static const char *const keys[] = {
-		"policy", "sender", "recipients", "subject", "queue_id",
-		"action", "message_id"
-	};
-	char qid[48];
-	const char *p = tmpl;
-	size_t i, k;
-
-	snprintf(qid, sizeof(qid), "%s.%u", t->sid, t->count);
-	while (*p) {
-		const char *open = strchr(p, '{'), *close;
-
-		if (open == NULL || (close = strchr(open, '}')) == NULL) {
-			buf_appends(out, p);
-			return;
-		}
-		buf_append(out, p, (size_t)(open - p));
-		for (k = 0; k < sizeof(keys) / sizeof(keys[0]); k++)
-			if ((size_t)(close - open - 1) == strlen(keys[k]) &&
-			    strncmp(open + 1, keys[k], strlen(keys[k])) == 0)
-				break;
-		switch (k) {
-		case 0: buf_appends(out, h->name); break;
-		case 1: buf_appends(out, t->mail.addr[0] ? t->mail.addr : "<>"); break;
-		case 2:
-			for (i = 0; i < t->nrcpts; i++)
-				buf_appendf(out, "%s%s", i ? ", " : "", t->rcpts[i]);
-			break;
-		case 3: buf_appends(out, t->subject); break;
-		case 4: buf_appends(out, qid); break;
-		case 5: buf_appends(out, t->outcome ? t->outcome : "pass"); break;
-		case 6: buf_appends(out, t->message_id); break;
-		default:
-			buf_append(out, open, (size_t)(close - open + 1));
-			break;
-		}
-		p = close + 1;
-	}
-}
-
 static void
 txn_notify(struct txn *t)
 {
 	struct notify_request rq;
+	struct policy_envelope env;
 	struct buf subj, body;
 	const char *to[64];
 	char qid[48];
 	size_t i, k, n;
+	struct policy_var extra[4];
 
 	snprintf(qid, sizeof(qid), "%s.%u", t->sid, t->count);
+	txn_envelope(t, &env);
+	extra[0] = (struct policy_var){ "subject", t->subject };
+	extra[1] = (struct policy_var){ "queue_id", qid };
+	extra[2] = (struct policy_var){ "action", t->outcome ? t->outcome : "monitor" };
+	extra[3] = (struct policy_var){ "message_id", t->message_id };
 	for (i = 0; i < t->verdict.nhits; i++) {
 		const struct policy_hit *h = &t->verdict.hits[i];
 		const struct policy_actions *a = h->actions;
@@ -546,11 +510,16 @@ txn_notify(struct txn *t)
 			to[n++] = t->mail.addr;
 		buf_init(&subj);
 		buf_init(&body);
-		txn_expand(t, h, a->notify_subject ? a->notify_subject :
-		    "Policy violation: {policy}", &subj);
-		txn_expand(t, h, a->notify_body ? a->notify_body :
+		if (policy_expand(&subj, a->notify_subject ? a->notify_subject :
+		    "Policy violation: {policy}", h, &env, extra, 4) == -1 ||
+		    policy_expand(&body, a->notify_body ? a->notify_body :
 		    "A message from {sender} matched the policy \"{policy}\".\n"
-		    "Action: {action}\nSubject: {subject}\n", &body);
+		    "Action: {action}\nSubject: {subject}\n", h, &env, extra,
+		    4) == -1) {
+			buf_free(&subj);
+			buf_free(&body);
+			continue;
+		}
 		memset(&rq, 0, sizeof(rq));
 		rq.to = to;
 		rq.nto = n;

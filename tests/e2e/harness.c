@@ -1350,8 +1350,9 @@ cli_record(struct cli *c, const char *dir, const char *p, size_t len)
 		buf_appends(&c->tr, "\n");
 }
 
-struct cli *
-cli_connect(int port)
+/* Connect; a refused connection is NULL when may_refuse, else a failure. */
+static struct cli *
+cli_connect_how(int port, int may_refuse)
 {
 	struct sockaddr_in sin;
 	struct cli *c;
@@ -1374,6 +1375,10 @@ cli_connect(int port)
 	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	sin.sin_port = htons((uint16_t)port);
 	if (connect(c->fd, (struct sockaddr *)&sin, sizeof(sin)) == -1) {
+		if (errno == ECONNREFUSED && may_refuse) {
+			err = errno;
+			goto done;
+		}
 		if (errno != EINPROGRESS)
 			H_DIE("connect 127.0.0.1:%d: %s", port,
 			    strerror(errno));
@@ -1382,12 +1387,34 @@ cli_connect(int port)
 				H_DIE("connect 127.0.0.1:%d: timeout", port);
 			h_pump(c->fd, POLLOUT, h_left(deadline), &ready);
 		} while (!ready);
-		if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &el) == -1 ||
-		    err != 0)
-			H_DIE("connect 127.0.0.1:%d: %s", port, strerror(err));
+		if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &el) == -1)
+			H_DIE("getsockopt: %s", strerror(errno));
+	} else
+		err = 0;
+done:
+	if (err == ECONNREFUSED && may_refuse) {
+		buf_appendf(&c->tr, "-- connection to 127.0.0.1:%d refused\n",
+		    port);
+		close(c->fd);
+		c->fd = -1;
+		return NULL;
 	}
+	if (err != 0)
+		H_DIE("connect 127.0.0.1:%d: %s", port, strerror(err));
 	buf_appendf(&c->tr, "-- connected to 127.0.0.1:%d\n", port);
 	return c;
+}
+
+struct cli *
+cli_connect(int port)
+{
+	return cli_connect_how(port, 0);
+}
+
+struct cli *
+cli_try_connect(int port)
+{
+	return cli_connect_how(port, 1);
 }
 
 void
@@ -1602,6 +1629,97 @@ cli_idle(struct cli *c)
 		return 0;
 	n = recv(c->fd, tmp, sizeof(tmp), MSG_PEEK);
 	return n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK);
+}
+
+int
+cli_poll(struct cli *c, int ms)
+{
+	long long deadline = h_now_ms() + ms;
+	char tmp[1];
+	ssize_t n;
+	int ready;
+
+	for (;;) {
+		if (c->rx.len > c->rpos || c->eof)
+			return 1;
+		n = recv(c->fd, tmp, sizeof(tmp), MSG_PEEK);
+		if (n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK &&
+		    errno != EINTR))
+			return 1;	/* bytes, EOF or an error to read */
+		if (h_left(deadline) == 0)
+			return 0;
+		h_pump(c->fd, POLLIN, h_left(deadline), &ready);
+	}
+}
+
+size_t
+cli_try_send(struct cli *c, const void *data, size_t len)
+{
+	long long deadline = h_now_ms() + H_DEADLINE_MS;
+	const char *p = data;
+	size_t off = 0;
+	ssize_t n;
+	int ready;
+
+	if (c->fd == -1)
+		H_DIE("client %d: send on a closed connection", c->id);
+	while (off < len) {
+		n = send(c->fd, p + off, len - off, MSG_NOSIGNAL);
+		if (n > 0) {
+			off += (size_t)n;
+			deadline = h_now_ms() + H_DEADLINE_MS;
+			continue;
+		}
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1 && (errno == EPIPE || errno == ECONNRESET)) {
+			buf_appendf(&c->tr, "-- send: %s after %zu of %zu "
+			    "bytes\n", strerror(errno), off, len);
+			break;
+		}
+		if (n == -1 && errno != EAGAIN && errno != EWOULDBLOCK)
+			H_DIE("client %d: send after %zu of %zu bytes: %s",
+			    c->id, off, len, strerror(errno));
+		if (h_left(deadline) == 0)
+			H_DIE("client %d: send stalled after %zu of %zu bytes",
+			    c->id, off, len);
+		h_pump(c->fd, POLLOUT, h_left(deadline), &ready);
+	}
+	cli_record(c, "C: ", p, off);
+	return off;
+}
+
+const char *
+cli_received(struct cli *c, size_t *len)
+{
+	*len = c->rx.len;
+	return c->rx.data != NULL ? c->rx.data : "";
+}
+
+const char *
+cli_read_raw(struct cli *c, size_t n, size_t *got)
+{
+	long long deadline = h_now_ms() + H_DEADLINE_MS;
+	const char *p;
+
+	while (c->rx.len - c->rpos < n && cli_fill(c, deadline) == 0)
+		;
+	*got = c->rx.len - c->rpos < n ? c->rx.len - c->rpos : n;
+	p = c->rx.data != NULL ? c->rx.data + c->rpos : "";
+	cli_record(c, "S(raw): ", p, *got);
+	c->rpos += *got;
+	return p;
+}
+
+long
+h_rss_kb(pid_t pid)
+{
+	char *st = h_read_file(h_strf("/proc/%ld/status", (long)pid), NULL);
+	const char *p;
+
+	if (st == NULL || (p = strstr(st, "\nVmRSS:")) == NULL)
+		H_DIE("no VmRSS in /proc/%ld/status", (long)pid);
+	return strtol(p + 8, NULL, 10);
 }
 
 void

@@ -211,6 +211,8 @@ struct cli_reply {
 struct cli;
 
 struct cli *cli_connect(int port);
+/* The same, but NULL (not a failure) when the connection is refused. */
+struct cli *cli_try_connect(int port);
 void	 cli_send(struct cli *, const void *, size_t);
 void	 cli_sendf(struct cli *, const char *fmt, ...)
 	    __attribute__((format(printf, 2, 3)));
@@ -221,6 +223,28 @@ int	 cli_wait_closed(struct cli *);
 void	 cli_close(struct cli *);
 /* Nothing is pending from the server right now (no unread bytes). */
 int	 cli_idle(struct cli *);
+/*
+ * Wait up to ms for the server to say something: 1 as soon as bytes (or
+ * EOF) are there to read, 0 when ms passed in silence. For pacing a slow
+ * client; nothing is consumed.
+ */
+int	 cli_poll(struct cli *, int ms);
+/*
+ * Like cli_send, but a server that closes or resets the connection is not
+ * a failure: returns how many bytes went out before it did (len if all).
+ */
+size_t	 cli_try_send(struct cli *, const void *, size_t);
+/* Every byte received from the server so far, as received. */
+const char *cli_received(struct cli *, size_t *len);
+/*
+ * Raw bytes rather than a reply: wait until n unread bytes are there (or
+ * EOF, or the deadline), consume up to n of them and return them (valid
+ * until the next read on this client); *got says how many.
+ */
+const char *cli_read_raw(struct cli *, size_t n, size_t *got);
+
+/* VmRSS of a live process, in KiB, from /proc/PID/status. */
+long	 h_rss_kb(pid_t);
 
 /*
  * Expectations: read a reply and fail unless its code is code and, when

@@ -193,7 +193,8 @@ START_TEST(cards_wrong_iin_or_length)
 		d[n - 2] = '7';
 		luhn_complete(d, n);
 		d[n] = '\0';
-		ck_assert_msg(detect_card_brand(d, n) == NULL, "%s accepted", d);
+		ck_assert_msg(detect_card_brand(d, n) == NULL, "%s accepted",
+		    d);
 		expect(detect_cards, "iin/len", d, 0);
 	}
 }
@@ -557,7 +558,8 @@ START_TEST(kw_basic)
 
 	ck_assert_uint_eq(detect_kw_nterms(kw), 7);
 	ck_assert_uint_eq(KW(kw, "nothing to see"), 0);
-	ck_assert_uint_eq(KW(kw, "top secret"), 1);	/* duplicate counts once */
+	/* "secret" and "SECRET" are one term: it counts once */
+	ck_assert_uint_eq(KW(kw, "top secret"), 1);
 	ck_assert_uint_eq(KW(kw, "TOP SECRET, SeCrEt"), 2);
 	ck_assert_uint_eq(KW(kw, "secretsecret"), 2);
 	/* overlapping occurrences of different terms all count */
@@ -575,7 +577,7 @@ START_TEST(kw_basic)
 	ck_assert_uint_eq(KWS(kw, "x Project  FALCON and a secret", sample), 2);
 	ck_assert_str_eq(sample, "Project Falcon");	/* as listed */
 	ck_assert_uint_eq(KWS(kw, "a SECRET", sample), 1);
-	ck_assert_str_eq(sample, "secret");	/* the first of the duplicates */
+	ck_assert_str_eq(sample, "secret");	/* the first spelling */
 	ck_assert_uint_eq(KWS(kw, "none", sample), 0);
 	ck_assert_str_eq(sample, "");
 	detect_kw_free(kw);
@@ -676,6 +678,31 @@ START_TEST(kw_errors)
 }
 END_TEST
 
+/* 100 byte classes make 404-byte rows: ~240k states do not fit in 64 MB. */
+START_TEST(kw_too_large)
+{
+	enum { NTERMS = 20000, LEN = 12 };
+	char **terms = calloc(NTERMS, sizeof(char *)), err[128];
+	size_t i, j;
+
+	ck_assert_ptr_nonnull(terms);
+	rng_seed(0x5eed0004);
+	for (i = 0; i < NTERMS; i++) {
+		terms[i] = malloc(LEN + 1);
+		ck_assert_ptr_nonnull(terms[i]);
+		for (j = 0; j < LEN; j++)
+			terms[i][j] = (char)(0x80 + rng_below(100));
+		terms[i][LEN] = '\0';
+	}
+	ck_assert_ptr_null(detect_kw_compile((const char *const *)terms,
+	    NTERMS, 0, err, sizeof(err)));
+	ck_assert_str_eq(err, "keyword list too large (over 64 MB of tables)");
+	for (i = 0; i < NTERMS; i++)
+		free(terms[i]);
+	free(terms);
+}
+END_TEST
+
 /*
  * The reference: squeeze the text (fold case, one space per whitespace
  * run) keeping where each squeezed byte came from, then try every term
@@ -710,7 +737,7 @@ ref_squeeze(const char *in, size_t n, char *out, size_t *from, size_t *to)
 	for (i = 0; i < n; i++) {
 		unsigned char c = ref_fold((unsigned char)in[i]);
 
-		if (c == ' ' && k > 0 && out[k - 1] == ' ' && to[k - 1] == i - 1) {
+		if (c == ' ' && k > 0 && out[k - 1] == ' ') {
 			to[k - 1] = i;
 			continue;
 		}
@@ -808,7 +835,8 @@ ref_count(const struct ref_terms *rt, const char *text, size_t n, int word)
 		for (b = rt->bucket[c0]; b < rt->bucket[c0 + 1]; b++) {
 			t = rt->order[b];
 			len = rt->len[t];
-			if (len > m - p || memcmp(sq + p, rt->norm[t], len) != 0)
+			if (len > m - p ||
+			    memcmp(sq + p, rt->norm[t], len) != 0)
 				continue;
 			if (word) {
 				c1 = (unsigned char)rt->norm[t][len - 1];
@@ -907,7 +935,8 @@ START_TEST(kw_split_differential)
 			termbuf[i] = malloc(len + 1);
 			ck_assert_ptr_nonnull(termbuf[i]);
 			for (j = 0; j < len; j++)
-				termbuf[i][j] = alpha[rng_below(sizeof(alpha) - 1)];
+				termbuf[i][j] =
+				    alpha[rng_below(sizeof(alpha) - 1)];
 			termbuf[i][len] = '\0';
 			terms[i] = termbuf[i];
 		}
@@ -916,7 +945,7 @@ START_TEST(kw_split_differential)
 		ref_prepare(&rt, terms, nterms);
 		len = 20000 + rng_below(100000);
 		for (i = 0; i < len;) {
-			/* now and then a long blank run, often across a quarter */
+			/* now and then a long blank run */
 			run = rng_below(50) == 0 ? rng_below(5000) : 1;
 			for (j = 0; j < run && i < len; j++)
 				text[i++] = run > 1 ? " \n"[rng_below(2)] :
@@ -1131,6 +1160,7 @@ START_TEST(re_utf_subjects)
 	static const char *const bad[] = {
 		"\xc0\xaf",		/* overlong '/' */
 		"\xe0\x80\xaf",		/* overlong again */
+		"\xf0\x8f\xbf\xbf",	/* overlong U+FFFF */
 		"\xed\xa0\x80",		/* UTF-16 surrogate */
 		"\xf4\x90\x80\x80",	/* past U+10FFFF */
 		"\xf5\x80\x80\x80",
@@ -1138,7 +1168,7 @@ START_TEST(re_utf_subjects)
 		"\x80",			/* lone continuation */
 		"\xc3",			/* truncated */
 		"\xe2\x82",
-		"\xc3\xc3",		/* a lead byte where a continuation belongs */
+		"\xc3\xc3",		/* lead byte for a continuation */
 		"\xff",
 	};
 	static const char *const good[] = {
@@ -1157,6 +1187,9 @@ START_TEST(re_utf_subjects)
 			snprintf(text, sizeof(text), "a%sb", bad[i]);
 			ck_assert_msg(RE(".", f, text) == 2, "bad %zu", i);
 		}
+		/* cut short by the end of the subject */
+		ck_assert_uint_eq(RE(".", f, "ab\xe2\x82"), 2);
+		ck_assert_uint_eq(RE(".", f, "ab\xf0\x9f\x98"), 2);
 		for (i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
 			snprintf(text, sizeof(text), "a%sb", good[i]);
 			ck_assert_msg(RE(".", f, text) == 3, "good %zu", i);
@@ -1168,7 +1201,8 @@ START_TEST(re_utf_subjects)
 		 */
 		ck_assert_uint_eq(RE("\\S+", f, "h\xc3\xa9llo"), 1);
 		ck_assert_uint_eq(RE("\\W", f, "a\xc3\xa9" "b"), 1);
-		ck_assert_uint_eq(RE("\\D+", f, "1\xc3\xa9\xe2\x82\xac" "2"), 1);
+		ck_assert_uint_eq(RE("\\D+", f, "1\xc3\xa9\xe2\x82\xac" "2"),
+		    1);
 		ck_assert_uint_eq(RE("\\W", f, "a\xc3\xa9" "b\xff"), 1);
 		ck_assert_uint_eq(RE("h\\S+o", f, "h\xc3\xa9llo\xff"), 1);
 	}
@@ -1426,6 +1460,7 @@ detect_suite(void)
 	tcase_add_test(tc, kw_whitespace_terms);
 	tcase_add_test(tc, kw_whole_words);
 	tcase_add_test(tc, kw_errors);
+	tcase_add_test(tc, kw_too_large);
 	tcase_add_test(tc, kw_differential);
 	tcase_add_test(tc, kw_split_differential);
 	tcase_add_test(tc, kw_split_edges);

@@ -496,6 +496,13 @@ START_TEST(charset_unknown_and_invalid)
 	ck_assert(mime_flags(m) & MIME_BAD_CHARSET);
 	mime_free(m);
 
+	/* RFC 2045's own example, with a comment after the label */
+	m = parse("Content-type: text/plain; charset=us-ascii (Plain text)\r\n"
+	    "\r\nplain\r\n");
+	ck_assert_str_eq(text(m), "plain\n");
+	ck_assert_uint_eq(mime_flags(m), 0);
+	mime_free(m);
+
 	/* no charset, 8-bit bytes that are not UTF-8: windows-1252 */
 	m = parse("Subject: x\r\n\r\nna\xefve\r\n");
 	ck_assert_str_eq(text(m), "na\xc3\xafve\n");

@@ -24,7 +24,7 @@ static char	tdir[256];
 /* Fast limits for most cases; the memory cases raise the instructions. */
 static const struct policy_limits lim_test = { 5000000, 32u << 20 };
 static const struct policy_limits lim_mem = { 500000000, 16u << 20 };
-static const struct policy_limits lim_small = { 1000000, 8u << 20 };
+static const struct policy_limits lim_small = { 200000, 8u << 20 };
 
 static const char *const rcpts[] = {
 	"bob@example.net", "carol@legal.example.com"
@@ -71,6 +71,15 @@ put_len(const char *name, const char *text, size_t len)
 	    strerror(errno));
 	ck_assert_uint_eq(fwrite(text, 1, len, f), len);
 	ck_assert_int_eq(fclose(f), 0);
+}
+
+static void
+drop(const char *name)
+{
+	char path[512];
+
+	snprintf(path, sizeof(path), "%s/%s", tdir, name);
+	ck_assert_int_eq(unlink(path), 0);
 }
 
 static void
@@ -414,13 +423,13 @@ START_TEST(err_header_crlf)
 	    "LF)\n");
 	ERR_EQ("return { name = \"x\", match = function() end,\n"
 	    "  actions = { modify = {\n"
-	    "    headers = { \"X-Ok: 1\", \"Bad Name: 2\", \"Subject: x\", "
+	    "    headers = { \"Bad Name: 2\", \"Subject: x\", "
 	    "\"Content-Type: text/html\" } } } }\n",
-	    "p.lua:3: actions.modify.headers[2]: the field name must be "
+	    "p.lua:3: actions.modify.headers[1]: the field name must be "
 	    "printable ASCII without spaces or ':'\n"
-	    "p.lua:3: actions.modify.headers[3]: Subject cannot be added: a "
+	    "p.lua:3: actions.modify.headers[2]: Subject cannot be added: a "
 	    "message has at most one (use modify.subject)\n"
-	    "p.lua:3: actions.modify.headers[4]: Content-Type cannot be added:"
+	    "p.lua:3: actions.modify.headers[3]: Content-Type cannot be added:"
 	    " it belongs to the MIME structure\n");
 }
 END_TEST
@@ -542,6 +551,34 @@ START_TEST(err_runtime_at_load)
 	ck_assert_msg(strstr(e, "p.lua:3: memory limit exceeded") == e, "%s",
 	    e);
 	free(e);
+}
+END_TEST
+
+/* Lua shortens long file names to "...tail"; messages show them whole. */
+START_TEST(err_long_file_name)
+{
+	char name[128], expect[512], *e;
+	struct policy_set *set;
+	struct verdict v;
+
+	memset(name, 'n', sizeof(name));
+	memcpy(name + 80, ".lua", 5);
+	put(name, "local x = 1\nerror(\"boom\")\n"
+	    "return { name = \"x\", match = function() end }\n");
+	e = load_errs(&lim_test);
+	snprintf(expect, sizeof(expect), "%s:2: boom\n", name);
+	ck_assert_str_eq(e, expect);
+	free(e);
+
+	put(name, "return { name = \"x\", match = function()\n"
+	    "  error(\"later\")\nend }\n");
+	set = load_ok_lim(&lim_test);
+	eval(set, PLAIN, &v);
+	ck_assert_int_eq(v.error, 1);
+	snprintf(expect, sizeof(expect), "%s/%s:2: later", tdir, name);
+	ck_assert_str_eq(v.error_msg, expect);
+	verdict_free(&v);
+	policy_set_free(set);
 }
 END_TEST
 
@@ -984,6 +1021,8 @@ START_TEST(sandbox_globals)
 	RUN_FAILS(&lim_test, "collectgarbage(\"stop\")",
 	    "only \"count\" is allowed");
 	RUN_FAILS(&lim_test, "collectgarbage()", "only \"count\" is allowed");
+	/* print goes to the log */
+	RUN_MATCHES(&lim_test, "print(\"hello\", 1, nil, {}) return true");
 	/* reading works: pairs, #, ipairs, methods on strings */
 	RUN_MATCHES(&lim_test, "local n = 0\n"
 	    "for k, v in pairs(string) do n = n + 1 end\n"
@@ -1047,14 +1086,18 @@ START_TEST(sandbox_memory)
 	    "for i = 1, 1e9 do t[i] = i end", "memory limit exceeded");
 	RUN_FAILS(&lim_mem, "local s = \"x\"\n"
 	    "while true do s = s .. s end", "memory limit exceeded");
-	/* pcall catches it, but nothing is gained: the cap holds */
+	/*
+	 * pcall catches a memory error, but nothing is gained: the cap holds
+	 * and the call still ends (at the cap or the instruction limit)
+	 */
 	RUN_FAILS(&lim_small, "local keep = {}\n"
 	    "while true do\n"
-	    "  pcall(function() keep[#keep + 1] = string.rep(\"y\", 1 << 20) "
+	    "  pcall(function() keep[#keep + 1] = string.rep(\"y\", 1 << 16) "
 	    "end)\n"
-	    "end", "instruction limit exceeded");
+	    "end", "limit exceeded");
 
 	/* after a memory error the state works, message after message */
+	drop("p.lua");
 	put("a.lua", "return { name = \"bomb\", match = function(msg)\n"
 	    "  local t = {} for i = 1, 1e9 do t[i] = tostring(i) end\n"
 	    "end }\n");
@@ -1111,7 +1154,7 @@ START_TEST(dlp_functions)
 	ck_assert_str_eq(v.hits[1].sample, "top secret");
 	ck_assert_str_eq(v.hits[2].name, "re");
 	ck_assert_uint_eq(v.hits[2].count, 2);
-	ck_assert_str_eq(v.hits[2].sample, "***-****56");
+	ck_assert_str_eq(v.hits[2].sample, "***-**3456");
 	verdict_free(&v);
 
 	eval(set, MSG("DE89 3704 0044 0532 0130 00", "topsecret"), &v);
@@ -1299,6 +1342,11 @@ END_TEST
 
 START_TEST(expand)
 {
+	static const struct policy_var extra[] = {
+		{ "subject", "Q3\r\nBcc: evil@example.com" },
+		{ "action", "block" },
+		{ "queue_id", NULL },
+	};
 	struct policy_actions act;
 	struct policy_hit h;
 	struct policy_envelope e;
@@ -1313,14 +1361,19 @@ START_TEST(expand)
 	env_init(&e, PLAIN);
 	e.helo = "evil\r\nBcc: x";
 	ck_assert_int_eq(policy_expand(&out, "{policy}: {count} from {sender} "
-	    "to {recipients} ({sample}) {client_ip} {helo} {other} {", &h, &e),
-	    0);
+	    "to {recipients} ({sample}) {client_ip} {helo} {other} {", &h, &e,
+	    NULL, 0), 0);
 	ck_assert_str_eq(buf_cstr(&out), "Cards: 3 from alice@example.com to "
 	    "bob@example.net, carol@legal.example.com (****1111) 127.0.0.1 "
 	    "evil  Bcc: x {other} {");
 	buf_reset(&out);
+	ck_assert_int_eq(policy_expand(&out, "[{subject}] [{action}] "
+	    "[{queue_id}] [{message_id}]", &h, &e, extra, 3), 0);
+	ck_assert_str_eq(buf_cstr(&out), "[Q3  Bcc: evil@example.com] [block] "
+	    "[] []");
+	buf_reset(&out);
 	e.sender = "";
-	ck_assert_int_eq(policy_expand(&out, "{sender}", &h, &e), 0);
+	ck_assert_int_eq(policy_expand(&out, "{sender}", &h, &e, NULL, 0), 0);
 	ck_assert_str_eq(buf_cstr(&out), "<>");
 	buf_free(&out);
 }
@@ -1445,6 +1498,7 @@ policy_suite(void)
 	tcase_add_test(tc, err_duplicate_name);
 	tcase_add_test(tc, err_syntax);
 	tcase_add_test(tc, err_runtime_at_load);
+	tcase_add_test(tc, err_long_file_name);
 	tcase_add_test(tc, err_bytecode_file);
 	tcase_add_test(tc, err_fields);
 	tcase_add_test(tc, err_notify);
@@ -1503,6 +1557,7 @@ main(void)
 	SRunner *sr = srunner_create(policy_suite());
 	int failed;
 
+	log_init("policy_test", LOG_ERR);
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);
