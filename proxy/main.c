@@ -87,10 +87,11 @@ main_reload(void)
 	log_msg(LOG_INFO, NULL, "reload", "status=ok file=%s", cfg->path);
 }
 
+/* Draining ends when no session and no notification is left. */
 static void
 main_sessions_changed(void)
 {
-	if (mp.draining && smtp_server_count() == 0)
+	if (mp.draining && smtp_server_count() == 0 && notify_pending() == 0)
 		event_base_loopexit(mp.base, NULL);
 }
 
@@ -109,6 +110,7 @@ main_shutdown_expired(evutil_socket_t fd, short ev, void *arg)
 	log_msg(LOG_WARN, NULL, "shutdown", "note=\"grace period over\" "
 	    "sessions=%u", smtp_server_count());
 	smtp_server_close_all("Service shutting down, try again later");
+	notify_shutdown();
 	evtimer_add(mp.shutdown_timer, &tv);
 }
 
@@ -127,11 +129,12 @@ main_signal(evutil_socket_t sig, short ev, void *arg)
 		return;
 	}
 	mp.draining = 1;
-	log_msg(LOG_INFO, NULL, "shutdown", "signal=%s sessions=%u",
-	    sig == SIGTERM ? "TERM" : "INT", smtp_server_count());
+	log_msg(LOG_INFO, NULL, "shutdown", "signal=%s sessions=%u "
+	    "notifications=%u", sig == SIGTERM ? "TERM" : "INT",
+	    smtp_server_count(), notify_pending());
 	listener_free(mp.listener);
 	mp.listener = NULL;
-	if (smtp_server_count() == 0) {
+	if (smtp_server_count() == 0 && notify_pending() == 0) {
 		event_base_loopexit(mp.base, NULL);
 		return;
 	}
@@ -170,6 +173,8 @@ main(int argc, char *argv[])
 		usage(stderr);
 		return 2;
 	}
+	/* --check prints only problems; a running proxy logs its start. */
+	log_init("mailprevent", check ? LOG_WARN : LOG_INFO);
 	if ((mp.cfg = config_load(path, &errors)) == NULL) {
 		main_print_errors(path, &errors);
 		buf_free(&errors);
@@ -195,6 +200,7 @@ main(int argc, char *argv[])
 		if (sigs[i] == NULL || evsignal_add(sigs[i], NULL) == -1)
 			log_fatal("cannot install signal handlers");
 	smtp_server_on_close(main_sessions_changed);
+	notify_on_done(main_sessions_changed);
 	if ((mp.listener = listener_new(mp.base, mp.cfg, mp.dns, err,
 	    sizeof(err))) == NULL)
 		log_fatal("%s", err);

@@ -53,6 +53,7 @@ struct notify_job {
 static TAILQ_HEAD(, notify_job) notify_jobs = TAILQ_HEAD_INITIALIZER(notify_jobs);
 static unsigned notify_njobs;
 static unsigned long notify_seq;
+static void (*notify_done_hook)(void);
 
 static void notify_attempt(evutil_socket_t, short, void *);
 static void notify_client_cb(struct smtp_client *, enum smtp_client_event,
@@ -75,6 +76,8 @@ notify_free(struct notify_job *j)
 	buf_free(&j->content);
 	config_unref(j->cfg);
 	free(j);
+	if (notify_done_hook)
+		notify_done_hook();
 }
 
 /* The envelope sender of notifications. */
@@ -361,6 +364,12 @@ notify_submit(struct event_base *base, struct config *cfg, struct dns *dns,
 fail:
 	notify_free(j);
 	return -1;
+}
+
+void
+notify_on_done(void (*hook)(void))
+{
+	notify_done_hook = hook;
 }
 
 unsigned

@@ -33,6 +33,8 @@ int	notify_submit(struct event_base *, struct config *, struct dns *,
 	    const struct sockaddr *peer, const struct notify_request *);
 /* Jobs not finished yet. */
 unsigned notify_pending(void);
+/* Called whenever a job ends (the proxy waits for them when draining). */
+void	notify_on_done(void (*)(void));
 /* Drop every job (shutdown); each is logged as dropped. */
 void	notify_shutdown(void);
 
