@@ -11,6 +11,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <glob.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -876,6 +877,26 @@ config_resolve(struct config_ctx *ctx, const char *s, size_t len)
 	return out;
 }
 
+/* A policy entry must name at least one readable file. */
+static int
+config_glob_check(struct config_ctx *ctx, const char *keypath,
+    yaml_node_t *item, const char *pattern)
+{
+	char q[QBUF];
+	glob_t g;
+	int r;
+
+	memset(&g, 0, sizeof(g));
+	r = glob(pattern, 0, NULL, &g);
+	globfree(&g);
+	if (r == 0)
+		return 0;
+	config_error(ctx, config_line(item), "%s: %s %s", keypath,
+	    r == GLOB_NOMATCH ? "no file matches" : "cannot read",
+	    config_quote(q, sizeof(q), pattern, strlen(pattern)));
+	return -1;
+}
+
 static void
 config_list_policies(struct config_ctx *ctx, const struct config_key *k,
     const char *keypath, yaml_node_t *v)
@@ -902,7 +923,13 @@ config_list_policies(struct config_ctx *ctx, const struct config_key *k,
 			    path);
 			continue;
 		}
-		cf->policies[cf->npolicies++] = config_resolve(ctx, s, len);
+		cf->policies[cf->npolicies] = config_resolve(ctx, s, len);
+		if (config_glob_check(ctx, path, item,
+		    cf->policies[cf->npolicies]) == -1) {
+			free(cf->policies[cf->npolicies]);
+			continue;
+		}
+		cf->npolicies++;
 	}
 	ctx->policies_line = config_line(v);
 }
