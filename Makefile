@@ -114,4 +114,6 @@ bench: check-deps all $(BENCH_BINS)
 clean:
 	rm -rf build build-asan bin/mailprevent bin/mta-sim
 
+.SECONDARY:
+
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

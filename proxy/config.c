@@ -20,9 +20,13 @@
 #include <sys/stat.h>
 #include <yaml.h>
 
+#include <openssl/ssl.h>
+
+#include "tls.h"
+
 #define CONFIG_FILE_MAX		(1024 * 1024)
 #define CONFIG_ERRORS_MAX	100
-#define CONFIG_KEYS_MAX		16	/* keys in the largest table */
+#define CONFIG_KEYS_MAX		24	/* keys in the largest table */
 #define CONFIG_QUOTE_MAX	64	/* bytes of a bad value shown in a message */
 
 #define CONFIG_DEFAULT_LISTEN_PORT	10025
@@ -41,7 +45,11 @@ enum config_line {
 	LINE_MX_LOOKUP,
 	LINE_HOSTS,
 	LINE_DOMAINS,
-	LINE_MAX
+	LINE_TLS,
+	LINE_TLS_CERT,
+	LINE_TLS_KEY,
+	LINE_TLS_TRUST,
+	LINE__COUNT
 };
 
 struct config_ctx {
@@ -50,8 +58,8 @@ struct config_ctx {
 	struct buf	*errors;
 	unsigned	 nerrors;
 	struct config	*cf;
-	unsigned long	 lines[LINE_MAX];
-	int		 bad[LINE_MAX];	/* the key's value had an error */
+	unsigned long	 lines[LINE__COUNT];
+	int		 bad[LINE__COUNT];	/* the key's value had an error */
 	unsigned long	 policies_line;
 };
 
@@ -107,6 +115,10 @@ static void	config_string_mailbox(struct config_ctx *, const struct config_key *
 		    const char *, yaml_node_t *);
 static void	config_uint64(struct config_ctx *, const struct config_key *,
 		    const char *, yaml_node_t *);
+static void	config_string_outbound(struct config_ctx *, const struct config_key *,
+		    const char *, yaml_node_t *);
+static void	config_string_envname(struct config_ctx *, const struct config_key *,
+		    const char *, yaml_node_t *);
 
 #define OFF(m)	offsetof(struct config, m)
 
@@ -155,6 +167,17 @@ static const struct config_key config_policy_limits_keys[] = {
 	{ NULL, NULL, 0, 0, 0, LINE_NONE, NULL }
 };
 
+static const struct config_key config_tls_keys[] = {
+	{ "cert_file",		 config_string_path, OFF(tls.cert_file), 0, 0, LINE_TLS_CERT, NULL },
+	{ "key_file",		 config_string_path, OFF(tls.key_file), 0, 0, LINE_TLS_KEY, NULL },
+	{ "key_passphrase_file", config_string_path, OFF(tls.passphrase_file), 0, 0, LINE_NONE, NULL },
+	{ "key_passphrase_env",	 config_string_envname, OFF(tls.passphrase_env), 0, 0, LINE_NONE, NULL },
+	{ "trust_file",		 config_string_path, OFF(tls.trust_file), 0, 0, LINE_TLS_TRUST, NULL },
+	{ "outbound",		 config_string_outbound, OFF(tls.outbound), 0, 0, LINE_NONE, NULL },
+	{ "required_inbound",	 config_bool, OFF(tls.required_inbound), 0, 0, LINE_NONE, NULL },
+	{ NULL, NULL, 0, 0, 0, LINE_NONE, NULL }
+};
+
 static const struct config_key config_top_keys[] = {
 	{ "listen",		config_string_listen,	0, 0, 0, LINE_NONE, NULL },
 	{ "mode",		config_string_mode,	0, 0, 0, LINE_MODE, NULL },
@@ -173,6 +196,7 @@ static const struct config_key config_top_keys[] = {
 	{ "policy_limits",	config_section,		0, 0, 0, LINE_NONE, config_policy_limits_keys },
 	{ "incident_log",	config_string_path,	OFF(incident_log), 0, 0, LINE_NONE, NULL },
 	{ "notify",		config_section,		0, 0, 0, LINE_NONE, config_notify_keys },
+	{ "tls",		config_section,		0, 0, 0, LINE_TLS, config_tls_keys },
 	{ NULL, NULL, 0, 0, 0, LINE_NONE, NULL }
 };
 
@@ -187,6 +211,7 @@ static const struct {
 	{ "timeouts",	config_timeouts_keys },
 	{ "notify",	config_notify_keys },
 	{ "policy_limits", config_policy_limits_keys },
+	{ "tls",	config_tls_keys },
 };
 
 /* config_walk() keeps one "seen" slot per key (plus the NULL end). */
@@ -196,6 +221,7 @@ _Static_assert(NKEYS(config_next_hop_keys) <= CONFIG_KEYS_MAX, "next_hop");
 _Static_assert(NKEYS(config_limits_keys) <= CONFIG_KEYS_MAX, "limits");
 _Static_assert(NKEYS(config_timeouts_keys) <= CONFIG_KEYS_MAX, "timeouts");
 _Static_assert(NKEYS(config_notify_keys) <= CONFIG_KEYS_MAX, "notify");
+_Static_assert(NKEYS(config_tls_keys) <= CONFIG_KEYS_MAX, "tls");
 _Static_assert(NKEYS(config_policy_limits_keys) <= CONFIG_KEYS_MAX, "policy_limits");
 
 static void
@@ -1144,6 +1170,109 @@ config_section(struct config_ctx *ctx, const struct config_key *k,
  * not also earn a complaint about missing forward hosts.
  */
 static void
+config_string_outbound(struct config_ctx *ctx, const struct config_key *k,
+    const char *keypath, yaml_node_t *v)
+{
+	static const char *const names[] = { "follow", "always", "never" };
+	char q[QBUF];
+	const char *s;
+	size_t len, i;
+
+	if ((s = config_scalar(ctx, keypath, v, &len)) == NULL)
+		return;
+	for (i = 0; i < 3; i++)
+		if (strcmp(s, names[i]) == 0) {
+			ctx->cf->tls.outbound = (enum config_tls_outbound)i;
+			return;
+		}
+	config_error(ctx, config_line(v), "%s: expected follow, always or "
+	    "never, got %s", keypath, config_quote(q, sizeof(q), s, len));
+}
+
+/* The name of an environment variable (the passphrase never sits in YAML). */
+static void
+config_string_envname(struct config_ctx *ctx, const struct config_key *k,
+    const char *keypath, yaml_node_t *v)
+{
+	char *dst = (char *)ctx->cf + k->off, q[QBUF];
+	const char *s;
+	size_t len, i;
+	int bad = 0;
+
+	if ((s = config_scalar(ctx, keypath, v, &len)) == NULL)
+		return;
+	for (i = 0; i < len; i++)
+		if (!(s[i] == '_' || (s[i] >= 'A' && s[i] <= 'Z') ||
+		    (s[i] >= 'a' && s[i] <= 'z') || (i > 0 && s[i] >= '0' &&
+		    s[i] <= '9')))
+			bad = 1;
+	if (bad || len >= sizeof(ctx->cf->tls.passphrase_env)) {
+		config_error(ctx, config_line(v), "%s: %s is not an environment "
+		    "variable name", keypath, config_quote(q, sizeof(q), s, len));
+		return;
+	}
+	memcpy(dst, s, len);
+	dst[len] = '\0';
+}
+
+/*
+ * Build the TLS contexts, so a bad key or trust file is a load error
+ * (with the key's line), not a failure at the first STARTTLS.
+ */
+static void
+config_tls(struct config_ctx *ctx)
+{
+	struct config_tls *t = &ctx->cf->tls;
+	char err[512], pass[1024];
+	const char *pw = NULL;
+	struct stat st;
+
+	if ((t->cert_file == NULL) != (t->key_file == NULL)) {
+		config_error(ctx, ctx->lines[LINE_TLS], "tls: cert_file and "
+		    "key_file go together");
+		return;
+	}
+	if (t->required_inbound && t->cert_file == NULL)
+		config_error(ctx, ctx->lines[LINE_TLS], "tls.required_inbound "
+		    "needs cert_file and key_file");
+	if (t->cert_file != NULL) {
+		if (stat(t->key_file, &st) == 0 && (st.st_mode & S_IROTH))
+			config_error(ctx, ctx->lines[LINE_TLS_KEY], "tls.key_file: "
+			    "%s is readable by every user (mode %04o); "
+			    "chmod 600 it", t->key_file, (unsigned)(st.st_mode & 07777));
+		if (t->passphrase_file != NULL) {
+			if (tls_read_passphrase(t->passphrase_file, pass,
+			    sizeof(pass), err, sizeof(err)) == -1) {
+				config_error(ctx, ctx->lines[LINE_TLS],
+				    "tls.key_passphrase_file: %s", err);
+				return;
+			}
+			pw = pass;
+		} else if (t->passphrase_env[0] != '\0') {
+			if ((pw = getenv(t->passphrase_env)) == NULL) {
+				config_error(ctx, ctx->lines[LINE_TLS],
+				    "tls.key_passphrase_env: %s is not set",
+				    t->passphrase_env);
+				return;
+			}
+		}
+		t->server_ctx = tls_server_ctx(t->cert_file, t->key_file, pw,
+		    err, sizeof(err));
+		explicit_bzero(pass, sizeof(pass));
+		if (t->server_ctx == NULL)
+			config_error(ctx, ctx->lines[LINE_TLS_KEY] ?
+			    ctx->lines[LINE_TLS_KEY] : ctx->lines[LINE_TLS],
+			    "tls: %s", err);
+	}
+	if (t->outbound == TLS_OUT_NEVER)
+		return;
+	t->client_ctx = tls_client_ctx(t->trust_file, 1, err, sizeof(err));
+	if (t->client_ctx == NULL)
+		config_error(ctx, ctx->lines[LINE_TLS_TRUST] ?
+		    ctx->lines[LINE_TLS_TRUST] : 1, "tls.trust_file: %s", err);
+}
+
+static void
 config_check(struct config_ctx *ctx)
 {
 	struct config *cf = ctx->cf;
@@ -1168,6 +1297,8 @@ config_check(struct config_ctx *ctx)
 	for (i = 0; i < cf->nhosts; i++)
 		if (cf->hosts[i].port == 0)
 			cf->hosts[i].port = cf->resubmit_port;
+	if (ctx->nerrors == 0)
+		config_tls(ctx);
 }
 
 /* The line of a byte offset, for libyaml reader errors that carry no mark. */
@@ -1410,6 +1541,12 @@ config_unref(struct config *cf)
 	free(cf->policies);
 	policy_set_free(cf->policy_set);
 	free(cf->incident_log);
+	free(cf->tls.cert_file);
+	free(cf->tls.key_file);
+	free(cf->tls.passphrase_file);
+	free(cf->tls.trust_file);
+	SSL_CTX_free(cf->tls.server_ctx);
+	SSL_CTX_free(cf->tls.client_ctx);
 	free(cf->hosts);
 	free(cf->path);
 	free(cf);

@@ -15,6 +15,22 @@
 #include "policy.h"
 
 enum config_mode { MODE_FORWARD = 0, MODE_REFLECT };
+/* When the proxy uses STARTTLS to a next hop. */
+enum config_tls_outbound { TLS_OUT_FOLLOW = 0, TLS_OUT_ALWAYS, TLS_OUT_NEVER };
+
+struct ssl_ctx_st;
+
+struct config_tls {
+	char			*cert_file;		/* PEM chain; with key_file enables STARTTLS */
+	char			*key_file;
+	char			*passphrase_file;	/* first line is the key's passphrase */
+	char			 passphrase_env[128];	/* or: name of an environment variable */
+	char			*trust_file;		/* CAs for next hops; NULL = system store */
+	enum config_tls_outbound outbound;		/* follow */
+	int			 required_inbound;	/* 530 to MAIL before STARTTLS */
+	struct ssl_ctx_st	*server_ctx;		/* built at load */
+	struct ssl_ctx_st	*client_ctx;
+};
 
 struct config_limits {
 	unsigned	max_connections;	/* 100 */
@@ -57,6 +73,8 @@ struct config {
 	enum log_level		 log_level;		/* info */
 	struct config_limits	 limits;
 	struct config_timeouts	 timeouts;
+
+	struct config_tls	 tls;
 
 	/* Detection (docs/lua-api.md). */
 	char			**policies;		/* files or globs */

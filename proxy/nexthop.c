@@ -130,7 +130,7 @@ nexthop_label(const struct nexthop_target *t, const struct sockaddr *sa,
 
 enum nexthop_status
 nexthop_iter_next(struct nexthop_iter *it, struct sockaddr_storage *ss,
-    socklen_t *sslen, char *label, size_t labelsz)
+    socklen_t *sslen, char *label, size_t labelsz, char *name, size_t namesz)
 {
 	struct nexthop_target *t;
 
@@ -142,6 +142,7 @@ nexthop_iter_next(struct nexthop_iter *it, struct sockaddr_storage *ss,
 			/* An IP literal needs no lookup. */
 			if (netaddr_to_sockaddr(t->host, t->port, ss, sslen) == 0) {
 				it->cur++;
+				snprintf(name, namesz, "%s", t->host);
 				nexthop_label(t, (struct sockaddr *)ss, label, labelsz);
 				return NEXTHOP_ADDR;
 			}
@@ -161,6 +162,7 @@ nexthop_iter_next(struct nexthop_iter *it, struct sockaddr_storage *ss,
 
 			netaddr_ip((struct sockaddr *)a, ip, sizeof(ip));
 			if (netaddr_to_sockaddr(ip, t->port, ss, sslen) == 0) {
+				snprintf(name, namesz, "%s", t->host);
 				nexthop_label(t, (struct sockaddr *)ss, label,
 				    labelsz);
 				return NEXTHOP_ADDR;

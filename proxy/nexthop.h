@@ -23,8 +23,10 @@ typedef void nexthop_wake_cb(void *arg);
 
 struct nexthop_iter *nexthop_iter_new(const struct config *, const char *sid,
 	    const struct sockaddr *peer, struct dns *, nexthop_wake_cb *, void *arg);
+/* name: the host as configured (a name or an IP literal), for TLS checks. */
 enum nexthop_status nexthop_iter_next(struct nexthop_iter *,
-	    struct sockaddr_storage *, socklen_t *, char *label, size_t labelsz);
+	    struct sockaddr_storage *, socklen_t *, char *label, size_t labelsz,
+	    char *name, size_t namesz);
 /* The last failure to resolve, for the log and the reply ("" if none). */
 const char	*nexthop_iter_error(const struct nexthop_iter *);
 void		 nexthop_iter_free(struct nexthop_iter *);

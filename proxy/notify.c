@@ -170,10 +170,12 @@ notify_try_next(struct notify_job *j)
 	struct smtp_client_opts o;
 	struct sockaddr_storage ss;
 	socklen_t sslen;
-	char label[NETADDR_HOST_MAX + 80];
+	char label[NETADDR_HOST_MAX + 80], name[NETADDR_HOST_MAX + 1];
 
 	memset(&o, 0, sizeof(o));
 	o.helo_name = j->cfg->helo_name;
+	if (j->cfg->tls.outbound == TLS_OUT_ALWAYS)
+		o.tls = j->cfg->tls.client_ctx;
 	o.t_connect = j->cfg->timeouts.connect;
 	o.t_greeting = j->cfg->timeouts.greeting;
 	o.t_reply = j->cfg->timeouts.reply;
@@ -182,7 +184,7 @@ notify_try_next(struct notify_job *j)
 	o.t_data_done = j->cfg->timeouts.data_done;
 	for (;;) {
 		switch (nexthop_iter_next(j->hops, &ss, &sslen, label,
-		    sizeof(label))) {
+		    sizeof(label), name, sizeof(name))) {
 		case NEXTHOP_PENDING:
 			return;
 		case NEXTHOP_END:
@@ -197,7 +199,7 @@ notify_try_next(struct notify_job *j)
 			return;
 		}
 		if (smtp_client_connect(j->c, (struct sockaddr *)&ss, sslen,
-		    label) == 0)
+		    label, name) == 0)
 			return;
 		smtp_client_free(j->c);
 		j->c = NULL;

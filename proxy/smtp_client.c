@@ -13,11 +13,15 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <event2/util.h>
 
+#include <openssl/ssl.h>
+
 #include "log.h"
 #include "netaddr.h"
+#include "tls.h"
 
 enum smtp_client_state {
 	CLIENT_INIT,
@@ -25,6 +29,8 @@ enum smtp_client_state {
 	CLIENT_GREETING,
 	CLIENT_EHLO,
 	CLIENT_HELO,
+	CLIENT_STARTTLS,	/* STARTTLS sent, waiting for 220 */
+	CLIENT_HANDSHAKE,	/* TLS handshake under way */
 	CLIENT_READY,
 	CLIENT_MAIL,
 	CLIENT_RCPT,
@@ -37,7 +43,8 @@ enum smtp_client_state {
 };
 
 static const char *const smtp_client_states[] = {
-	"init", "connecting", "greeting", "ehlo", "helo", "ready", "mail",
+	"init", "connecting", "greeting", "ehlo", "helo", "starttls",
+	"handshake", "ready", "mail",
 	"rcpt", "data", "body", "done", "rset", "quit", "failed"
 };
 
@@ -49,6 +56,8 @@ struct smtp_client {
 	enum smtp_client_state	 state;
 	char			 sid[32];
 	char			 label[NETADDR_HOST_MAX + 16];
+	char			 name[NETADDR_HOST_MAX + 1];
+	int			 tls_active;
 	struct smtp_client_opts	 opts;
 	smtp_client_cb		*cb;
 	void			*arg;
@@ -65,6 +74,7 @@ static void smtp_client_readcb(struct bufferevent *, void *);
 static void smtp_client_writecb(struct bufferevent *, void *);
 static void smtp_client_eventcb(struct bufferevent *, short, void *);
 static void smtp_client_timeout(evutil_socket_t, short, void *);
+static void smtp_client_starttls(struct smtp_client *);
 
 static const char *
 smtp_client_strstate(enum smtp_client_state s)
@@ -90,7 +100,9 @@ smtp_client_enter_state(struct smtp_client *c, enum smtp_client_state s)
 	c->state = s;
 	switch (s) {
 	case CLIENT_CONNECTING:	t = c->opts.t_connect; break;
-	case CLIENT_GREETING:	t = c->opts.t_greeting; break;
+	case CLIENT_GREETING:
+	case CLIENT_HANDSHAKE:	t = c->opts.t_greeting; break;
+	case CLIENT_STARTTLS:
 	case CLIENT_EHLO:
 	case CLIENT_HELO:
 	case CLIENT_MAIL:
@@ -167,12 +179,13 @@ smtp_client_fail(struct smtp_client *c, const char *why)
 
 int
 smtp_client_connect(struct smtp_client *c, const struct sockaddr *sa,
-    socklen_t salen, const char *label)
+    socklen_t salen, const char *label, const char *name)
 {
 	evutil_socket_t fd;
 	int saved;
 
 	snprintf(c->label, sizeof(c->label), "%s", label);
+	snprintf(c->name, sizeof(c->name), "%s", name ? name : "");
 	fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd == -1)
 		return -1;
@@ -294,6 +307,16 @@ smtp_client_reply(struct smtp_client *c)
 	case CLIENT_EHLO:
 		if (cls == 2) {
 			smtp_client_parse_ext(c);
+			if (c->opts.tls != NULL && !c->tls_active) {
+				if (!(c->ext & SMTP_EXT_STARTTLS)) {
+					smtp_client_fail(c, "tls: next hop does "
+					    "not offer STARTTLS");
+					return;
+				}
+				smtp_client_send(c, "STARTTLS\r\n", 10,
+				    CLIENT_STARTTLS);
+				return;
+			}
 			smtp_client_enter_state(c, CLIENT_READY);
 			c->cb(c, SMTP_CLIENT_READY, &c->reply, NULL, c->arg);
 			return;
@@ -305,7 +328,20 @@ smtp_client_reply(struct smtp_client *c)
 		snprintf(why, sizeof(why), "ehlo %d", c->reply.code);
 		smtp_client_fail(c, why);
 		return;
+	case CLIENT_STARTTLS:
+		if (c->reply.code == 220) {
+			smtp_client_starttls(c);
+			return;
+		}
+		snprintf(why, sizeof(why), "tls: STARTTLS refused with %d",
+		    c->reply.code);
+		smtp_client_fail(c, why);
+		return;
 	case CLIENT_HELO:
+		if (c->opts.tls != NULL) {	/* HELO cannot offer STARTTLS */
+			smtp_client_fail(c, "tls: next hop does not speak ESMTP");
+			return;
+		}
 		if (cls == 2) {
 			c->ext = 0;
 			smtp_client_enter_state(c, CLIENT_READY);
@@ -366,6 +402,33 @@ smtp_client_reply(struct smtp_client *c)
 	}
 }
 
+/* 220 to STARTTLS: put TLS under the session, then EHLO again. */
+static void
+smtp_client_starttls(struct smtp_client *c)
+{
+	struct bufferevent *tb;
+	SSL *ssl;
+
+	if ((ssl = tls_client_ssl(c->opts.tls, c->name)) == NULL) {
+		smtp_client_fail(c, "tls: cannot create a session");
+		return;
+	}
+	tb = bufferevent_openssl_filter_new(c->base, c->bev, ssl,
+	    BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);
+	if (tb == NULL) {
+		SSL_free(ssl);
+		smtp_client_fail(c, "tls: cannot create a session");
+		return;
+	}
+	c->bev = tb;
+	bufferevent_setcb(c->bev, smtp_client_readcb, smtp_client_writecb,
+	    smtp_client_eventcb, c);
+	bufferevent_setwatermark(c->bev, EV_READ, 0, 64 * 1024);
+	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	smtp_reply_reset(&c->reply);
+	smtp_client_enter_state(c, CLIENT_HANDSHAKE);
+}
+
 static void
 smtp_client_readcb(struct bufferevent *bev, void *arg)
 {
@@ -420,8 +483,18 @@ smtp_client_readcb(struct bufferevent *bev, void *arg)
 			 * owner free us, so nothing of c is touched after it.
 			 */
 			if (evbuffer_get_length(in) > 0) {
-				smtp_client_fail(c, "protocol: data after reply");
-				return;
+				/* After 220 to STARTTLS: plaintext to throw away. */
+				if (c->state == CLIENT_STARTTLS &&
+				    c->reply.code == 220) {
+					log_msg(LOG_WARN, c->sid, "tls-discard",
+					    "hop=%s bytes=%zu", c->label,
+					    evbuffer_get_length(in));
+					evbuffer_drain(in, evbuffer_get_length(in));
+				} else {
+					smtp_client_fail(c,
+					    "protocol: data after reply");
+					return;
+				}
 			}
 			smtp_client_reply(c);
 			return;
@@ -443,11 +516,27 @@ static void
 smtp_client_eventcb(struct bufferevent *bev, short what, void *arg)
 {
 	struct smtp_client *c = arg;
-	char why[128];
+	char why[256];
 
 	if (what & BEV_EVENT_CONNECTED) {
+		if (c->state == CLIENT_HANDSHAKE) {
+			char desc[256];
+
+			c->tls_active = 1;
+			log_msg(LOG_INFO, c->sid, "tls", "side=outbound hop=%s %s",
+			    c->label, tls_describe(bufferevent_openssl_get_ssl(
+			    c->bev), desc, sizeof(desc)));
+			smtp_client_ehlo(c, 0);
+			return;
+		}
 		smtp_client_enter_state(c, CLIENT_GREETING);
 		bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+		return;
+	}
+	if (c->state == CLIENT_HANDSHAKE && (what & (BEV_EVENT_ERROR |
+	    BEV_EVENT_EOF))) {
+		smtp_client_fail(c, tls_error(bufferevent_openssl_get_ssl(c->bev),
+		    bufferevent_get_openssl_error(c->bev), why, sizeof(why)));
 		return;
 	}
 	if (what & BEV_EVENT_EOF) {
@@ -547,6 +636,12 @@ smtp_client_free_detached(void)
 {
 	while (!LIST_EMPTY(&smtp_client_quitting))
 		smtp_client_free(LIST_FIRST(&smtp_client_quitting));
+}
+
+int
+smtp_client_tls(const struct smtp_client *c)
+{
+	return c->tls_active;
 }
 
 int

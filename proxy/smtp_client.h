@@ -29,8 +29,13 @@ enum smtp_client_event {
 typedef void smtp_client_cb(struct smtp_client *, enum smtp_client_event,
     const struct smtp_reply *, const char *why, void *arg);
 
+struct ssl_ctx_st;
+
 struct smtp_client_opts {
 	const char		*helo_name;
+	/* Non-NULL: STARTTLS is required, and the next hop's certificate
+	   must verify (for the configured name) against this context. */
+	struct ssl_ctx_st	*tls;
 	const struct sockaddr	*source;	/* NULL = any */
 	socklen_t		 sourcelen;
 	unsigned		 t_connect, t_greeting, t_reply;
@@ -39,9 +44,13 @@ struct smtp_client_opts {
 
 struct smtp_client *smtp_client_new(struct event_base *, const char *sid,
 	    const struct smtp_client_opts *, smtp_client_cb *, void *arg);
-/* Starts connecting. Returns -1 (errno set) if the attempt failed at once. */
+/*
+ * Starts connecting. label names the hop in logs; name is the host as
+ * configured, checked against its certificate. Returns -1 (errno set) if
+ * the attempt failed at once.
+ */
 int	smtp_client_connect(struct smtp_client *, const struct sockaddr *,
-	    socklen_t, const char *label);
+	    socklen_t, const char *label, const char *name);
 void	smtp_client_mail(struct smtp_client *, const struct smtp_mail_args *,
 	    uint64_t size);
 void	smtp_client_rcpt(struct smtp_client *, const struct smtp_rcpt_args *);
@@ -59,6 +68,7 @@ void	smtp_client_free_detached(void);
 void	smtp_client_free(struct smtp_client *);
 
 int		 smtp_client_ready(const struct smtp_client *);	/* idle and usable */
+int		 smtp_client_tls(const struct smtp_client *);	/* STARTTLS done */
 unsigned	 smtp_client_ext(const struct smtp_client *);	/* SMTP_EXT_* */
 const char	*smtp_client_label(const struct smtp_client *);
 

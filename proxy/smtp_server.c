@@ -22,7 +22,9 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
+#include <openssl/ssl.h>
 
 #include "config.h"
 #include "log.h"
@@ -31,6 +33,7 @@
 #include "smtp_cmd.h"
 #include "smtp_data.h"
 #include "smtp_reply.h"
+#include "tls.h"
 #include "transaction.h"
 
 enum smtp_server_state {
@@ -60,6 +63,8 @@ enum smtp_server_pending {
 #define SF_BUSY		0x01
 #define SF_ESMTP	0x02
 #define SF_SKIPLINE	0x04	/* discarding the rest of an over-long line */
+#define SF_TLS		0x08	/* STARTTLS done (or under way) */
+#define SF_HANDSHAKE	0x10	/* TLS handshake under way: no commands */
 
 #define SRV_OUTPUT_MAX	(64 * 1024)	/* stop reading commands past this */
 #define SRV_INPUT_MAX	(256 * 1024)	/* read watermark */
@@ -120,6 +125,7 @@ static void smtp_server_quit(struct smtp_session *, const struct smtp_cmd *);
 static void smtp_server_vrfy(struct smtp_session *, const struct smtp_cmd *);
 static void smtp_server_help(struct smtp_session *, const struct smtp_cmd *);
 static void smtp_server_notimpl(struct smtp_session *, const struct smtp_cmd *);
+static void smtp_server_starttls(struct smtp_session *, const struct smtp_cmd *);
 
 #define S(x)		(1u << (x))
 #define S_ANY		(S(SRV_CONNECTED) | S(SRV_HELO) | S(SRV_MAIL) | S(SRV_RCPT))
@@ -139,8 +145,9 @@ static const struct smtp_server_cmd smtp_server_cmds[] = {
 	{ SMTP_CMD_QUIT, S_ANY, NULL, smtp_server_quit },
 	{ SMTP_CMD_VRFY, S_ANY, NULL, smtp_server_vrfy },
 	{ SMTP_CMD_HELP, S_ANY, NULL, smtp_server_help },
+	{ SMTP_CMD_STARTTLS, S(SRV_CONNECTED) | S(SRV_HELO),
+	  "5.5.1 Error: MAIL transaction in progress", smtp_server_starttls },
 	/* Known but not offered: never relayed, never half-supported. */
-	{ SMTP_CMD_STARTTLS, S_ANY, NULL, smtp_server_notimpl },
 	{ SMTP_CMD_EXPN, S_ANY, NULL, smtp_server_notimpl },
 	{ SMTP_CMD_BDAT, S_ANY, NULL, smtp_server_notimpl },
 	{ SMTP_CMD_AUTH, S_ANY, NULL, smtp_server_notimpl },
@@ -204,6 +211,16 @@ smtp_server_reply(struct smtp_session *s, int code, const char *enh,
 	vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
 	smtp_server_vreply(s, code, enh, text);
+}
+
+/* Everything written has left, through TLS too when it is on. */
+static int
+smtp_server_flushed(struct smtp_session *s)
+{
+	struct bufferevent *u = bufferevent_get_underlying(s->bev);
+
+	return evbuffer_get_length(bufferevent_get_output(s->bev)) == 0 &&
+	    (u == NULL || evbuffer_get_length(bufferevent_get_output(u)) == 0);
 }
 
 /* Stop reading, flush what was written, then free (from a callback). */
@@ -345,8 +362,10 @@ smtp_server_greet(struct smtp_session *s, int esmtp)
 		return;
 	}
 	snprintf(text, sizeof(text),
-	    "%s\nPIPELINING\nSIZE %llu\n8BITMIME\nDSN\nENHANCEDSTATUSCODES",
-	    s->cfg->helo_name, (unsigned long long)s->cfg->max_message_size);
+	    "%s\nPIPELINING\nSIZE %llu\n8BITMIME\nDSN\nENHANCEDSTATUSCODES%s",
+	    s->cfg->helo_name, (unsigned long long)s->cfg->max_message_size,
+	    s->cfg->tls.server_ctx != NULL && !(s->flags & SF_TLS) ?
+	    "\nSTARTTLS" : "");
 	smtp_server_vreply(s, 250, NULL, text);
 }
 
@@ -384,6 +403,11 @@ smtp_server_mail(struct smtp_session *s, const struct smtp_cmd *cmd)
 	char q[SMTP_ADDR_MAX * 4 + 8];
 	int code;
 
+	if (s->cfg->tls.required_inbound && !(s->flags & SF_TLS)) {
+		smtp_server_reply(s, 530, "5.7.0",
+		    "Must issue a STARTTLS command first");
+		return;
+	}
 	if (smtp_parse_mail(cmd->arg, cmd->arglen, &m, &code, &err) == -1) {
 		smtp_server_reply(s, code, NULL, "%s", err);
 		return;
@@ -494,6 +518,61 @@ smtp_server_help(struct smtp_session *s, const struct smtp_cmd *cmd)
 {
 	smtp_server_reply(s, 214, "2.0.0",
 	    "Commands: HELO EHLO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP");
+}
+
+/*
+ * 220, then TLS under the session. Nothing the client sent before the
+ * handshake counts (RFC 3207 4.2; CVE-2011-0411): buffered plaintext is
+ * thrown away and the session starts again from the greeting state.
+ */
+static void
+smtp_server_starttls(struct smtp_session *s, const struct smtp_cmd *cmd)
+{
+	struct evbuffer *in = bufferevent_get_input(s->bev);
+	struct bufferevent *tb;
+	size_t n;
+	SSL *ssl;
+
+	if (s->cfg->tls.server_ctx == NULL) {
+		smtp_server_notimpl(s, cmd);
+		return;
+	}
+	if (s->flags & SF_TLS) {
+		smtp_server_reply(s, 503, "5.5.1", "Error: TLS already active");
+		return;
+	}
+	if (cmd->arglen != 0) {
+		smtp_server_reply(s, 501, "5.5.4", "Syntax: STARTTLS");
+		return;
+	}
+	if ((ssl = SSL_new(s->cfg->tls.server_ctx)) == NULL) {
+		smtp_server_reply(s, 454, "4.7.0",
+		    "TLS not available due to temporary reason");
+		return;
+	}
+	smtp_server_reply(s, 220, "2.0.0", "Ready to start TLS");
+	if ((n = evbuffer_get_length(in)) > 0) {
+		log_msg(LOG_WARN, s->sid, "tls-discard", "client=%s bytes=%zu",
+		    s->peerstr, n);
+		evbuffer_drain(in, n);
+	}
+	tb = bufferevent_openssl_filter_new(s->base, s->bev, ssl,
+	    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+	if (tb == NULL) {
+		SSL_free(ssl);
+		smtp_server_close(s, "tls");
+		return;
+	}
+	s->bev = tb;
+	bufferevent_setcb(s->bev, smtp_server_readcb, smtp_server_writecb,
+	    smtp_server_eventcb, s);
+	bufferevent_setwatermark(s->bev, EV_READ, 0, SRV_INPUT_MAX);
+	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+	s->flags |= SF_TLS | SF_HANDSHAKE;
+	s->flags &= ~(SF_ESMTP | SF_SKIPLINE);
+	s->helo[0] = '\0';
+	smtp_server_enter_state(s, SRV_CONNECTED);
+	txn_set_tls(s->txn);
 }
 
 static void
@@ -661,13 +740,15 @@ static void
 smtp_server_process(struct smtp_session *s)
 {
 	static char line[65536 + 1];
-	struct evbuffer *in = bufferevent_get_input(s->bev);
+	struct evbuffer *in;
 	struct evbuffer_ptr p;
 	size_t len, max = s->cfg->limits.max_command_line;
 
 	for (;;) {
-		if ((s->flags & SF_BUSY) || s->state == SRV_CLOSING)
+		if ((s->flags & (SF_BUSY | SF_HANDSHAKE)) ||
+		    s->state == SRV_CLOSING)
 			return;
+		in = bufferevent_get_input(s->bev);	/* STARTTLS swaps it */
 		if (s->errors >= s->cfg->limits.max_errors) {
 			smtp_server_reply(s, 421, "4.7.0", "%s Error: too many errors",
 			    s->cfg->helo_name);
@@ -735,7 +816,7 @@ smtp_server_writecb(struct bufferevent *bev, void *arg)
 	struct smtp_session *s = arg;
 
 	if (s->state == SRV_CLOSING) {
-		smtp_server_free(s);
+		event_active(s->resume, EV_TIMEOUT, 0);
 		return;
 	}
 	/* Output drained below the cap: pending commands may go on. */
@@ -748,8 +829,17 @@ smtp_server_resume(evutil_socket_t fd, short ev, void *arg)
 	struct smtp_session *s = arg;
 
 	if (s->state == SRV_CLOSING) {
-		if (evbuffer_get_length(bufferevent_get_output(s->bev)) == 0)
+		/*
+		 * Under TLS the last reply may still sit encrypted below us;
+		 * nothing signals when that drains, so look again shortly
+		 * (the close timer bounds the wait).
+		 */
+		struct timeval again = { 0, 20000 };
+
+		if (smtp_server_flushed(s))
 			smtp_server_free(s);
+		else if (evbuffer_get_length(bufferevent_get_output(s->bev)) == 0)
+			event_add(s->resume, &again);
 		return;
 	}
 	if (!(s->flags & SF_BUSY) && s->state != SRV_BODY)
@@ -761,6 +851,25 @@ static void
 smtp_server_eventcb(struct bufferevent *bev, short what, void *arg)
 {
 	struct smtp_session *s = arg;
+	char desc[256];
+
+	if ((what & BEV_EVENT_CONNECTED) && (s->flags & SF_HANDSHAKE)) {
+		s->flags &= ~SF_HANDSHAKE;
+		log_msg(LOG_INFO, s->sid, "tls", "side=inbound client=%s %s",
+		    s->peerstr, tls_describe(bufferevent_openssl_get_ssl(s->bev),
+		    desc, sizeof(desc)));
+		smtp_server_arm(s, s->cfg->timeouts.command);
+		smtp_server_process(s);
+		return;
+	}
+	if (s->flags & SF_HANDSHAKE) {
+		log_msg(LOG_WARN, s->sid, "tls-failed", "client=%s reason=\"%s\"",
+		    s->peerstr, tls_error(bufferevent_openssl_get_ssl(s->bev),
+		    bufferevent_get_openssl_error(s->bev), desc, sizeof(desc)));
+		s->close_reason = "tls";
+		smtp_server_free(s);
+		return;
+	}
 
 	if (s->state != SRV_CLOSING)
 		s->close_reason = (what & BEV_EVENT_EOF) ? "eof" : "error";

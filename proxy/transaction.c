@@ -41,6 +41,8 @@ struct txn {
 	struct sockaddr_storage	 peer;
 	char			 client_ip[64];
 	char			 helo[256];
+	int			 tls_in;	/* the upstream used STARTTLS */
+	int			 tls_failed;	/* a hop failed for TLS reasons */
 	txn_reply_cb		*cb;
 	void			*arg;
 
@@ -134,6 +136,14 @@ txn_set_helo(struct txn *t, const char *helo)
 	snprintf(t->helo, sizeof(t->helo), "%s", helo);
 }
 
+void
+txn_set_tls(struct txn *t)
+{
+	t->tls_in = 1;
+	/* A plaintext outbound session from before STARTTLS is not reused. */
+	txn_quit(t);
+}
+
 static void
 txn_end(struct txn *t)
 {
@@ -182,6 +192,10 @@ txn_client_opts(struct txn *t, struct smtp_client_opts *o,
 		o->source = (struct sockaddr *)src;
 		o->sourcelen = len;
 	}
+	/* TLS to the next hop if and only if the upstream used it (follow). */
+	if (cfg->tls.outbound == TLS_OUT_ALWAYS ||
+	    (cfg->tls.outbound == TLS_OUT_FOLLOW && t->tls_in))
+		o->tls = cfg->tls.client_ctx;
 	o->t_connect = cfg->timeouts.connect;
 	o->t_greeting = cfg->timeouts.greeting;
 	o->t_reply = cfg->timeouts.reply;
@@ -203,12 +217,12 @@ txn_try_next(struct txn *t)
 	struct smtp_client_opts opts;
 	struct sockaddr_storage ss, src;
 	socklen_t sslen;
-	char label[NETADDR_HOST_MAX + 80];
+	char label[NETADDR_HOST_MAX + 80], name[NETADDR_HOST_MAX + 1];
 
 	txn_client_opts(t, &opts, &src);
 	for (;;) {
 		switch (nexthop_iter_next(t->hops, &ss, &sslen, label,
-		    sizeof(label))) {
+		    sizeof(label), name, sizeof(name))) {
 		case NEXTHOP_PENDING:
 			return;
 		case NEXTHOP_END:
@@ -218,8 +232,12 @@ txn_try_next(struct txn *t)
 			    nexthop_iter_error(t->hops));
 			nexthop_iter_free(t->hops);
 			t->hops = NULL;
-			txn_reply(t, 451, "4.4.1",
-			    "No next hop available, try again later");
+			if (t->tls_failed)
+				txn_reply(t, 454, "4.7.0", "TLS with the next "
+				    "hop not available, try again later");
+			else
+				txn_reply(t, 451, "4.4.1",
+				    "No next hop available, try again later");
 			return;
 		case NEXTHOP_ADDR:
 			break;
@@ -232,7 +250,7 @@ txn_try_next(struct txn *t)
 			return;
 		}
 		if (smtp_client_connect(t->out, (struct sockaddr *)&ss, sslen,
-		    label) == 0)
+		    label, name) == 0)
 			return;
 		log_msg(LOG_INFO, t->sid, "nexthop-failed",
 		    "hop=%s state=connect reason=\"%m\"", label);
@@ -262,6 +280,7 @@ txn_mail(struct txn *t, const struct smtp_mail_args *m)
 		return;
 	}
 	t->op = TXN_OPEN;
+	t->tls_failed = 0;
 	txn_try_next(t);
 }
 
@@ -600,6 +619,8 @@ txn_client_failed(struct txn *t, enum txn_op op, const char *why)
 {
 	switch (op) {
 	case TXN_OPEN:
+		if (strncmp(why, "tls", 3) == 0)
+			t->tls_failed = 1;
 		txn_try_next(t);
 		return;
 	case TXN_RSET:

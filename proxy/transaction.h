@@ -33,6 +33,8 @@ struct txn	*txn_new(struct event_base *, struct config *, struct dns *,
 void		 txn_free(struct txn *);		/* drops any outbound session */
 /* The upstream's HELO/EHLO name, for policies and incidents. */
 void		 txn_set_helo(struct txn *, const char *);
+/* The upstream session is now TLS: next hops get TLS too (tls.outbound). */
+void		 txn_set_tls(struct txn *);
 
 void		 txn_mail(struct txn *, const struct smtp_mail_args *);
 void		 txn_rcpt(struct txn *, const struct smtp_rcpt_args *);
