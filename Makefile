@@ -28,6 +28,7 @@ endif
 COMMON_SRC := $(wildcard common/*.c)
 PROXY_SRC  := $(filter-out proxy/main.c,$(wildcard proxy/*.c))
 SIM_SRC    := $(wildcard mta-sim/*.c)
+CERTS_SRC  := $(wildcard certs-gen/*.c)
 UNIT_SRC   := $(wildcard tests/unit/*_test.c)
 E2E_SRC    := $(wildcard tests/e2e/*_test.c)
 E2E_LIB    := $(filter-out %_test.c,$(wildcard tests/e2e/*.c))
@@ -43,7 +44,7 @@ BENCH_BINS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 
 .PHONY: all deps test unit unit-asan e2e e2e-asan demo bench clean check-deps
 
-all: check-deps $(BINDIR)/mailprevent $(BINDIR)/mta-sim
+all: check-deps $(BINDIR)/mailprevent $(BINDIR)/mta-sim $(BINDIR)/certs-gen
 
 # A fresh clone has no stamp: make runs ci/install-deps, writes the stamp, and
 # restarts, so the pkg-config lines above see the installed packages.
@@ -74,6 +75,13 @@ $(BINDIR)/mailprevent: $(BUILD)/proxy/main.o $(PROXY_LIB) $(COMMON_LIB)
 $(BINDIR)/mta-sim: $(call obj,$(SIM_SRC)) $(COMMON_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BINDIR)/certs-gen: $(call obj,$(CERTS_SRC)) $(COMMON_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# certs_gen_test links certs-gen's code, all but its main().
+$(BUILD)/tests/unit/certs_gen_test: $(call obj,$(filter-out certs-gen/main.c,$(CERTS_SRC)))
 
 $(BUILD)/tests/unit/%: $(BUILD)/tests/unit/%.o $(PROXY_LIB) $(COMMON_LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(CHECK_LIBS)

@@ -3,7 +3,12 @@
  * and reports every reply. Messages are shared out among the sessions up
  * front, so a session that cannot connect leaves its share counted under
  * errors instead of quietly handing it to the others.
+ *
+ * The same file holds sim_send (roles.h): one message over one session,
+ * with every reply kept for the caller. Scenarios send with it, and the
+ * integrated MTA delivers with it.
  */
+#include <sys/socket.h>
 #include <sys/stat.h>
 
 #include <errno.h>
@@ -854,4 +859,547 @@ out:
 	buf_free(&snd.mail_params);
 	buf_free(&snd.rcpt_params);
 	return rc;
+}
+
+/* ---- sim_send: one message, every reply kept --------------------------- */
+
+#define SEND_TIMEOUT_DEFAULT	30000	/* ms */
+
+enum send_state {
+	SEND_CONNECTING,
+	SEND_GREETING,
+	SEND_EHLO,
+	SEND_HELO,
+	SEND_MAIL,
+	SEND_RCPT,
+	SEND_DATA,
+	SEND_DOT,
+	SEND_DONE		/* reported and freed by the outermost callback */
+};
+
+struct sim_send {
+	struct event_base	*base;
+	struct bufferevent	*bev;
+	struct event		*timer;		/* the whole session */
+	struct event		*gtimer;	/* connect + greeting */
+	struct event		*later;		/* reports a failure found in start */
+	enum send_state		 state;
+	char			 sid[32];
+	char			*helo;
+	char			*from;
+	char		       **rcpts;
+	size_t			 nrcpts;
+	size_t			 next;		/* next RCPT to answer */
+	size_t			 nok;		/* RCPTs accepted */
+	struct buf		 data;		/* stuffed content */
+	struct smtp_reply	 reply;
+	sim_send_cb		*cb;
+	void			*arg;
+
+	struct sim_send_result	 res;
+	int			*rcpt_codes;
+	char		       **rcpt_texts;
+	char			*texts[5];	/* greeting, mail, data, final, error */
+};
+
+enum { SEND_T_GREETING, SEND_T_MAIL, SEND_T_DATA, SEND_T_FINAL, SEND_T_ERROR };
+
+static unsigned long send_seq;
+
+static const char *
+send_strstate(enum send_state st)
+{
+	static const char *const names[] = {
+		"connecting", "greeting", "ehlo", "helo", "mail", "rcpt", "data",
+		"dot", "done"
+	};
+
+	return (unsigned)st < sizeof(names) / sizeof(names[0]) ? names[st] : "?";
+}
+
+static void
+send_enter_state(struct sim_send *s, enum send_state st)
+{
+	log_msg(LOG_DEBUG, s->sid, "state", "from=%s to=%s",
+	    send_strstate(s->state), send_strstate(st));
+	s->state = st;
+	/* The result names the last command sent (the greeting: none). */
+	if (st != SEND_DONE)
+		s->res.stage = st == SEND_CONNECTING ? "connect" :
+		    send_strstate(st);
+}
+
+/* "enh text" of the current reply, newly allocated (NULL on ENOMEM). */
+static char *
+send_reply_text(const struct smtp_reply *r)
+{
+	struct buf b = BUF_INIT;
+
+	if ((r->enh[0] != '\0' && buf_appendf(&b, "%s ", r->enh) == -1) ||
+	    buf_append(&b, r->text.data ? r->text.data : "", r->text.len) == -1 ||
+	    buf_cstr(&b) == NULL) {
+		buf_free(&b);
+		return NULL;
+	}
+	return b.data;
+}
+
+static void
+send_error(struct sim_send *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* The session failed: say why (the first reason wins) and end it. */
+static void
+send_error(struct sim_send *s, const char *fmt, ...)
+{
+	struct buf b = BUF_INIT;
+	va_list ap;
+
+	if (s->texts[SEND_T_ERROR] == NULL) {
+		va_start(ap, fmt);
+		if (buf_vappendf(&b, fmt, ap) == 0 && buf_cstr(&b) != NULL)
+			s->texts[SEND_T_ERROR] = b.data;
+		else
+			buf_free(&b);
+		va_end(ap);
+	}
+	log_msg(LOG_INFO, s->sid, "error", "state=%s why=%s",
+	    send_strstate(s->state), s->texts[SEND_T_ERROR] ?
+	    s->texts[SEND_T_ERROR] : "?");
+	send_enter_state(s, SEND_DONE);
+}
+
+static void
+send_cmd(struct sim_send *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void
+send_cmd(struct sim_send *s, const char *fmt, ...)
+{
+	struct buf line = BUF_INIT;
+	va_list ap;
+	int r;
+
+	va_start(ap, fmt);
+	r = buf_vappendf(&line, fmt, ap);
+	va_end(ap);
+	if (r == -1 || buf_append(&line, "\r\n", 2) == -1 ||
+	    bufferevent_write(s->bev, line.data, line.len) == -1)
+		send_error(s, "out of memory");
+	buf_free(&line);
+}
+
+/*
+ * The transaction is over, one way or the other: say QUIT and go. The
+ * 221 is not awaited (nothing depends on it); QUIT is written straight to
+ * the socket so that freeing the bufferevent cannot lose it.
+ */
+static void
+send_finish(struct sim_send *s)
+{
+	evutil_socket_t fd;
+
+	if (s->bev != NULL && (fd = bufferevent_getfd(s->bev)) != -1 &&
+	    evbuffer_get_length(bufferevent_get_output(s->bev)) == 0)
+		(void)send(fd, "QUIT\r\n", 6, MSG_NOSIGNAL | MSG_DONTWAIT);
+	send_enter_state(s, SEND_DONE);
+}
+
+static void
+send_free(struct sim_send *s)
+{
+	size_t i;
+
+	if (s->bev != NULL)
+		bufferevent_free(s->bev);
+	if (s->timer != NULL)
+		event_free(s->timer);
+	if (s->gtimer != NULL)
+		event_free(s->gtimer);
+	if (s->later != NULL)
+		event_free(s->later);
+	smtp_reply_free(&s->reply);
+	buf_free(&s->data);
+	free(s->helo);
+	free(s->from);
+	for (i = 0; i < s->nrcpts; i++) {
+		free(s->rcpts[i]);
+		free(s->rcpt_texts[i]);
+	}
+	free(s->rcpts);
+	free(s->rcpt_texts);
+	free(s->rcpt_codes);
+	for (i = 0; i < sizeof(s->texts) / sizeof(s->texts[0]); i++)
+		free(s->texts[i]);
+	free(s);
+}
+
+/* Hand the result over once, then the session is gone. */
+static void
+send_report(struct sim_send *s)
+{
+	struct sim_send_result *r = &s->res;
+
+	r->rcpt = s->rcpt_codes;
+	r->nrcpt = s->nrcpts;
+	r->rcpt_text = (const char *const *)s->rcpt_texts;
+	r->greeting_text = s->texts[SEND_T_GREETING];
+	r->mail_text = s->texts[SEND_T_MAIL];
+	r->data_text = s->texts[SEND_T_DATA];
+	r->final_text = s->texts[SEND_T_FINAL];
+	r->error = s->texts[SEND_T_ERROR];
+	log_msg(LOG_INFO, s->sid, "result", "stage=%s final=%d error=%s",
+	    r->stage, r->final, r->error ? "yes" : "no");
+	if (s->cb != NULL)
+		s->cb(s->arg, r);
+	send_free(s);
+}
+
+static void
+send_on_reply(struct sim_send *s)
+{
+	struct smtp_reply *r = &s->reply;
+	int cls = r->code / 100;
+	char *text = send_reply_text(r);
+
+	if (text == NULL) {
+		send_error(s, "out of memory");
+		return;
+	}
+	switch (s->state) {
+	case SEND_GREETING:
+		if (s->gtimer != NULL)
+			evtimer_del(s->gtimer);
+		s->res.greeting = r->code;
+		s->texts[SEND_T_GREETING] = text;
+		if (cls != 2) {
+			send_finish(s);
+			return;
+		}
+		send_cmd(s, "EHLO %s", s->helo);
+		send_enter_state(s, SEND_EHLO);
+		return;
+	case SEND_EHLO:
+	case SEND_HELO:
+		if (cls == 5 && s->state == SEND_EHLO) {
+			free(text);
+			send_cmd(s, "HELO %s", s->helo);
+			send_enter_state(s, SEND_HELO);
+			return;
+		}
+		if (cls != 2) {
+			send_error(s, "%s refused: %d %s", send_strstate(s->state),
+			    r->code, text);
+			free(text);
+			return;
+		}
+		free(text);
+		send_cmd(s, "MAIL FROM:<%s>", s->from);
+		send_enter_state(s, SEND_MAIL);
+		return;
+	case SEND_MAIL:
+		s->res.mail = r->code;
+		s->texts[SEND_T_MAIL] = text;
+		if (cls != 2) {
+			send_finish(s);
+			return;
+		}
+		send_cmd(s, "RCPT TO:<%s>", s->rcpts[0]);
+		send_enter_state(s, SEND_RCPT);
+		return;
+	case SEND_RCPT:
+		s->rcpt_codes[s->next] = r->code;
+		s->rcpt_texts[s->next] = text;
+		if (cls == 2)
+			s->nok++;
+		if (++s->next < s->nrcpts) {
+			send_cmd(s, "RCPT TO:<%s>", s->rcpts[s->next]);
+			return;
+		}
+		if (s->nok == 0) {
+			send_finish(s);
+			return;
+		}
+		send_cmd(s, "DATA");
+		send_enter_state(s, SEND_DATA);
+		return;
+	case SEND_DATA:
+		s->res.data = r->code;
+		s->texts[SEND_T_DATA] = text;
+		if (r->code != 354) {
+			send_finish(s);
+			return;
+		}
+		if (bufferevent_write(s->bev, s->data.data, s->data.len) == -1) {
+			send_error(s, "out of memory");
+			return;
+		}
+		send_enter_state(s, SEND_DOT);
+		return;
+	case SEND_DOT:
+		s->res.final = r->code;
+		s->texts[SEND_T_FINAL] = text;
+		send_finish(s);
+		return;
+	case SEND_CONNECTING:
+	case SEND_DONE:
+		break;
+	}
+	free(text);
+	log_panic("reply in state %s", send_strstate(s->state));
+}
+
+static void
+send_read_cb(struct bufferevent *bev, void *arg)
+{
+	struct sim_send *s = arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
+	enum smtp_reply_status st;
+	const char *err;
+	size_t len;
+	char *line;
+
+	if (s->state == SEND_CONNECTING) {
+		s->res.connected = 1;
+		send_enter_state(s, SEND_GREETING);
+	}
+	while (s->state != SEND_DONE) {
+		if ((line = evbuffer_readln(in, &len, EVBUFFER_EOL_CRLF)) == NULL) {
+			/* The limit is decided on the buffer, before parsing. */
+			if (evbuffer_get_length(in) > SMTP_REPLY_LINE_MAX)
+				send_error(s, "reply line too long");
+			break;
+		}
+		if (len > SMTP_REPLY_LINE_MAX) {
+			free(line);
+			send_error(s, "reply line too long");
+			break;
+		}
+		st = smtp_reply_feed(&s->reply, line, len, &err);
+		free(line);
+		if (st == SMTP_REPLY_ERROR) {
+			send_error(s, "bad reply: %s", err);
+			break;
+		}
+		if (st == SMTP_REPLY_DONE) {
+			send_on_reply(s);
+			smtp_reply_reset(&s->reply);
+		}
+	}
+	if (s->state == SEND_DONE)
+		send_report(s);
+}
+
+static void
+send_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct sim_send *s = arg;
+
+	if (what & BEV_EVENT_CONNECTED) {
+		netaddr_nodelay(bufferevent_getfd(bev));
+		s->res.connected = 1;
+		if (s->state == SEND_CONNECTING)
+			send_enter_state(s, SEND_GREETING);
+		return;
+	}
+	if (s->state == SEND_CONNECTING)
+		send_error(s, "connect: %s",
+		    evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+	else if (what & BEV_EVENT_EOF)
+		send_error(s, "connection closed by peer");
+	else
+		send_error(s, "i/o error: %s",
+		    evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+	send_report(s);
+}
+
+static void
+send_timer_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct sim_send *s = arg;
+
+	send_error(s, s->state == SEND_CONNECTING ? "connect timed out" :
+	    "timed out waiting for the %s reply", s->state == SEND_GREETING ?
+	    "greeting" : send_strstate(s->state));
+	send_report(s);
+}
+
+static void
+send_later_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	send_report(arg);
+}
+
+static void
+send_arm(struct event *ev, unsigned ms)
+{
+	struct timeval tv;
+
+	tv.tv_sec = ms / 1000;
+	tv.tv_usec = (suseconds_t)(ms % 1000) * 1000;
+	evtimer_add(ev, &tv);
+}
+
+static int
+send_addr_ok(const char *a)
+{
+	for (; *a != '\0'; a++)
+		if ((unsigned char)*a <= 0x20 || *a == 0x7f || *a == '<' ||
+		    *a == '>')
+			return 0;
+	return 1;
+}
+
+/* Copy what the session needs; -1 with a reason in the result on a bad option. */
+static int
+send_copy_opts(struct sim_send *s, const struct sim_send_opts *o)
+{
+	size_t i;
+
+	s->nrcpts = o->nrcpts;
+	if ((s->rcpts = calloc(o->nrcpts + 1, sizeof(*s->rcpts))) == NULL ||
+	    (s->rcpt_texts = calloc(o->nrcpts + 1, sizeof(*s->rcpt_texts))) == NULL ||
+	    (s->rcpt_codes = calloc(o->nrcpts + 1, sizeof(*s->rcpt_codes))) == NULL ||
+	    (s->helo = strdup(o->helo ? o->helo : "mta-sim.localhost")) == NULL ||
+	    (s->from = strdup(o->from ? o->from : "")) == NULL) {
+		s->nrcpts = 0;
+		send_error(s, "out of memory");
+		return -1;
+	}
+	for (i = 0; i < o->nrcpts; i++)
+		if ((s->rcpts[i] = strdup(o->rcpts[i] ? o->rcpts[i] : "")) == NULL) {
+			send_error(s, "out of memory");
+			return -1;
+		}
+	if (o->nrcpts == 0) {
+		send_error(s, "no recipients");
+		return -1;
+	}
+	if (!send_addr_ok(s->from) || strlen(s->from) > SMTP_ADDR_MAX) {
+		send_error(s, "bad sender address");
+		return -1;
+	}
+	for (i = 0; i < o->nrcpts; i++)
+		if (s->rcpts[i][0] == '\0' || !send_addr_ok(s->rcpts[i]) ||
+		    strlen(s->rcpts[i]) > SMTP_ADDR_MAX) {
+			send_error(s, "bad recipient address");
+			return -1;
+		}
+	if (s->helo[0] == '\0' || !send_addr_ok(s->helo)) {
+		send_error(s, "bad helo name");
+		return -1;
+	}
+	if (smtp_data_stuff(&s->data, o->content ? o->content : "",
+	    o->content ? o->len : 0) == -1) {
+		send_error(s, "out of memory");
+		return -1;
+	}
+	return 0;
+}
+
+/* A socket bound to the source address, for the peer to see (or -1 and why). */
+static evutil_socket_t
+send_socket(struct sim_send *s, const char *source,
+    const struct sockaddr_storage *to)
+{
+	struct sockaddr_storage ss;
+	socklen_t sslen;
+	evutil_socket_t fd;
+
+	if (netaddr_to_sockaddr(source, 0, &ss, &sslen) == -1) {
+		send_error(s, "bad source address %s", source);
+		return -1;
+	}
+	if (ss.ss_family != to->ss_family) {
+		send_error(s, "source %s and destination differ in family",
+		    source);
+		return -1;
+	}
+	if ((fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK |
+	    SOCK_CLOEXEC, 0)) == -1) {
+		send_error(s, "socket: %s", strerror(errno));
+		return -1;
+	}
+	if (bind(fd, (struct sockaddr *)&ss, sslen) == -1) {
+		send_error(s, "bind %s: %s", source, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+struct sim_send *
+sim_send_start(struct event_base *base, const struct sim_send_opts *o,
+    sim_send_cb *cb, void *arg)
+{
+	struct sim_send *s;
+	struct sockaddr_storage to;
+	socklen_t tolen = sizeof(to);
+	const char *err;
+	evutil_socket_t fd = -1;
+	unsigned ms;
+
+	if ((s = calloc(1, sizeof(*s))) == NULL)
+		return NULL;
+	s->base = base;
+	s->cb = cb;
+	s->arg = arg;
+	s->state = SEND_CONNECTING;
+	s->res.stage = "connect";
+	snprintf(s->sid, sizeof(s->sid), "send.%06lu", ++send_seq);
+	smtp_reply_init(&s->reply);
+	buf_init(&s->data);
+	if ((s->later = evtimer_new(base, send_later_cb, s)) == NULL ||
+	    (s->timer = evtimer_new(base, send_timer_cb, s)) == NULL ||
+	    (s->gtimer = evtimer_new(base, send_timer_cb, s)) == NULL) {
+		send_free(s);
+		return NULL;
+	}
+	if (send_copy_opts(s, o) == -1)
+		goto later;
+	if (o->to == NULL || sim_resolve(o->to, 1, &to, &tolen, &err) == -1) {
+		send_error(s, "bad address %s: %s", o->to ? o->to : "(none)",
+		    o->to ? err : "missing");
+		goto later;
+	}
+	if (o->source != NULL && (fd = send_socket(s, o->source, &to)) == -1)
+		goto later;
+	if ((s->bev = bufferevent_socket_new(base, fd,
+	    BEV_OPT_CLOSE_ON_FREE)) == NULL) {
+		if (fd != -1)
+			close(fd);
+		send_error(s, "out of memory");
+		goto later;
+	}
+	bufferevent_setcb(s->bev, send_read_cb, NULL, send_event_cb, s);
+	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+	ms = o->timeout_ms ? o->timeout_ms : SEND_TIMEOUT_DEFAULT;
+	send_arm(s->timer, ms);
+	if (o->greeting_timeout_ms > 0 && o->greeting_timeout_ms < ms)
+		send_arm(s->gtimer, o->greeting_timeout_ms);
+	log_msg(LOG_DEBUG, s->sid, "connect", "to=%s source=%s", o->to,
+	    o->source ? o->source : "-");
+	if (bufferevent_socket_connect(s->bev, (struct sockaddr *)&to,
+	    (int)tolen) == -1) {
+		send_error(s, "connect: %s", strerror(errno));
+		goto later;
+	}
+	return s;
+later:
+	/* The callback always comes from the loop, never from in here. */
+	if (s->bev != NULL) {
+		bufferevent_free(s->bev);
+		s->bev = NULL;
+	}
+	evtimer_del(s->timer);
+	evtimer_del(s->gtimer);
+	send_arm(s->later, 0);
+	return s;
+}
+
+void
+sim_send_cancel(struct sim_send *s)
+{
+	if (s != NULL)
+		send_free(s);
 }

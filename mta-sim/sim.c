@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "netaddr.h"
@@ -120,4 +121,33 @@ sim_resolve(const char *hostport, int need_port, struct sockaddr_storage *ss,
 	*sslen = res->ai_addrlen;
 	freeaddrinfo(res);
 	return 0;
+}
+
+double
+sim_clock(void)
+{
+	static struct timespec epoch;
+	static int started;
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if (!started) {
+		epoch = now;
+		started = 1;
+	}
+	return (double)(now.tv_sec - epoch.tv_sec) +
+	    (double)(now.tv_nsec - epoch.tv_nsec) / 1e9;
+}
+
+const char *
+sim_date(char *dst, size_t dstsz)
+{
+	time_t now = time(NULL);
+	struct tm tm;
+
+	gmtime_r(&now, &tm);
+	if (strftime(dst, dstsz, "%a, %d %b %Y %H:%M:%S +0000", &tm) == 0 &&
+	    dstsz > 0)
+		dst[0] = '\0';
+	return dst;
 }

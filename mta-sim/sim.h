@@ -1,8 +1,10 @@
 /*
  * mta-sim: a scriptable SMTP simulator for mailprevent's tests. Each role
- * (sink, sender, ...) lives in its own file and is started by main.c as a
- * subcommand. mta-sim uses common/ only: it talks to the proxy over
- * sockets and files, as a real MTA would.
+ * (sink, sender, mta) lives in its own file as an object on a libevent
+ * loop (roles.h); main.c starts the command-line roles as subcommands.
+ * mta-sim uses common/ only: it talks to the proxy over sockets and
+ * files, as a real MTA would. This header is what the roles share among
+ * themselves; roles.h is what a scenario sees.
  */
 #ifndef MTA_SIM_H
 #define MTA_SIM_H
@@ -12,6 +14,7 @@
 #include <sys/socket.h>
 
 #include "buf.h"
+#include "roles.h"
 
 /* Subcommands: argv[0] is the subcommand name. Exit status is returned. */
 int	sink_main(int argc, char **argv);
@@ -42,5 +45,44 @@ int	sim_parse_seconds(const char *, double *, int zero_ok);
  */
 int	sim_resolve(const char *hostport, int need_port,
 	    struct sockaddr_storage *, socklen_t *, const char **err);
+
+/* ---- messages (msg.c) --------------------------------------------------- */
+
+/* A recorded message owns every string it points to. */
+struct sim_msg	*sim_msg_new(void);
+struct sim_msg	*sim_msg_dup(const struct sim_msg *);
+void		 sim_msg_free(struct sim_msg *);
+/* Replace *field with a copy of s (NULL allowed); -1 on ENOMEM. */
+int		 sim_msg_set(const char **field, const char *s);
+int		 sim_msg_add_rcpt(struct sim_msg *, const char *addr);
+/* Is there a header called name whose unfolded value is value (no case)? */
+int		 sim_msg_header_is(const struct sim_msg *, const char *name,
+		    const char *value);
+/* Header block of c[0..len), with the empty line that ends it. */
+size_t		 sim_msg_header_len(const char *c, size_t len);
+/*
+ * Split "Name: value" (one line, a name of printable non-space octets)
+ * into name and *value (pointing into line). -1 if it is not one.
+ */
+int		 sim_msg_split_header(const char *line, char *name,
+		    size_t namesz, const char **value);
+/* Base64 of p[0..len), CRLF after every width chars (0: one line, no CRLF). */
+int		 sim_msg_base64(struct buf *, const unsigned char *, size_t len,
+		    size_t width);
+
+/* ---- what the MTA needs from the sink (sink.c) ----------------------------- */
+
+/*
+ * Asked before a message is accepted at its final dot (no rule replaced
+ * the reply). Returns the reply code, with *enh (a static string or NULL)
+ * and the reply text written to text[0..textsz). A non-2xx refuses the
+ * message.
+ */
+typedef int sim_sink_accept_cb(void *arg, const struct sim_msg *,
+    const char **enh, char *text, size_t textsz);
+void	sim_sink_on_accept(struct sim_sink *, sim_sink_accept_cb *, void *arg);
+
+/* RFC 5322 date of now, for Date: and Received:. */
+const char *sim_date(char *dst, size_t dstsz);
 
 #endif

@@ -4,6 +4,12 @@
  * every connection, and one line per protocol event. Tests read these
  * files to prove what a proxy put on the wire.
  *
+ * The server is the sim_sink object (roles.h), one of several roles that
+ * can share a loop: it keeps accepted messages in memory and, given a
+ * directory, also writes the files below. `mta-sim sink` (sink_main) is a
+ * thin command line around it. The integrated MTA's listeners are sinks
+ * too: an accept hook (sim.h) lets the MTA queue or refuse each message.
+ *
  * Files in DIR:
  *   msg-NNNNNN.eml		content as received, after un-stuffing
  *   msg-NNNNNN.env		envelope; written after the .eml, so a reader
@@ -50,6 +56,7 @@
 #define SINK_DATA_LINE_MAX	998	/* RFC 5322 §2.1.1; longer lines are flagged */
 #define SINK_RCPT_MAX		1000
 #define SINK_SIZE_DEFAULT	(10 * 1024 * 1024)
+#define SINK_HOSTNAME		"mta-sim.localhost"
 #define SINK_COMPACT		65536	/* compact the input buffer past this offset */
 
 enum sink_state {
@@ -67,14 +74,13 @@ enum sink_go {
 	SINK_STOP		/* delayed, dropped or hung: do not run the step now */
 };
 
-struct sink;
-
 struct sink_session {
 	TAILQ_ENTRY(sink_session) entry;
-	struct sink		*sink;
+	struct sim_sink		*sink;
 	unsigned long		 id;
-	char			 sid[24];
-	char			 client[64];
+	char			 sid[48];
+	char			 client[64];	/* ip:port */
+	char			 ip[64];
 	struct bufferevent	*bev;
 	struct event		*timer;
 	int			 wire_fd;
@@ -104,6 +110,8 @@ struct sink_session {
 	int			 has_mail;
 	size_t			 nrcpt;
 	struct buf		 env;		/* mail-from and rcpt lines */
+	char			 from[SMTP_ADDR_MAX + 1];	/* accepted MAIL */
+	char			**rcpts;	/* accepted RCPTs, nrcpt of them */
 
 	struct smtp_data_rx	 rx;
 	struct buf		 msg;		/* content from smtp_data_rx */
@@ -116,22 +124,33 @@ struct sink_session {
 
 TAILQ_HEAD(sink_sessions, sink_session);
 
-struct sink {
+struct sim_sink {
 	struct event_base	*base;
 	struct evconnlistener	*listener;
-	struct event		*sigterm;
-	struct event		*sigint;
+	char			*name;
+	char			*label;		/* sim_msg.listener */
+	char			 addr[80];
 	struct rules		 rules;
-	const char		*dir;
-	const char		*hostname;
+	char			*dir;		/* NULL: memory only */
+	char			*hostname;
 	unsigned		 ext;
 	int			 no_ehlo;
 	struct rules_action	 greeting;
 	uint64_t		 max_size;
+	size_t			 max_rcpts;
 	int			 events_fd;
 	unsigned long		 nsessions;
-	unsigned long		 nmsgs;
+	unsigned long		 nmsgs;		/* accepted and refused at the dot */
 	struct sink_sessions	 sessions;
+
+	int			 keep;
+	struct sim_msg		**msgs;
+	size_t			 nkept;
+	size_t			 naccepted;
+	sim_msg_cb		*on_msg;
+	void			*on_msg_arg;
+	sim_sink_accept_cb	*on_accept;
+	void			*on_accept_arg;
 };
 
 static const struct sink_ext {
@@ -190,6 +209,8 @@ sink_event(struct sink_session *s, const char *fmt, ...)
 	struct buf line = BUF_INIT;
 	va_list ap;
 
+	if (s->sink->events_fd == -1)
+		return;
 	va_start(ap, fmt);
 	if (buf_appendf(&line, "session=%lu ", s->id) == -1 ||
 	    buf_vappendf(&line, fmt, ap) == -1 || buf_append(&line, "\n", 1) == -1)
@@ -361,7 +382,14 @@ sink_refused(struct sink_session *s, const struct rules_action *ov, int ok)
 static void
 sink_reset_txn(struct sink_session *s)
 {
+	size_t i;
+
+	for (i = 0; i < s->nrcpt; i++)
+		free(s->rcpts[i]);
+	free(s->rcpts);
+	s->rcpts = NULL;
 	s->has_mail = 0;
+	s->from[0] = '\0';
 	s->nrcpt = 0;
 	s->early = 0;
 	s->body_seen = 0;
@@ -373,7 +401,7 @@ sink_reset_txn(struct sink_session *s)
 
 /* Write DIR/name through a temporary name, so readers never see half a file. */
 static int
-sink_write_file(struct sink *sk, const char *name, const char *data, size_t len)
+sink_write_file(struct sim_sink *sk, const char *name, const char *data, size_t len)
 {
 	char tmp[PATH_MAX], dst[PATH_MAX];
 	int fd, r;
@@ -446,23 +474,60 @@ sink_env_flags(struct buf *env, unsigned flags)
 	return flags ? buf_append(env, "\n", 1) : 0;
 }
 
-/* Record the message: .eml then .env when accepted, else .rejected.eml. */
-static int
-sink_store(struct sink_session *s, int accepted, unsigned long *nump)
+/*
+ * The content as received: smtp_data_rx stops keeping it once it has
+ * flagged a message, and then the raw bytes are un-stuffed instead.
+ */
+static const struct buf *
+sink_content(struct sink_session *s, struct buf *tmp)
 {
-	struct sink *sk = s->sink;
-	struct buf content = BUF_INIT, env = BUF_INIT;
-	const struct buf *c = &s->msg;
+	if (s->rx.flags != 0 && !s->raw_full) {
+		if (sink_unstuff(&s->raw, tmp) == -1)
+			return NULL;
+		return tmp;
+	}
+	return &s->msg;
+}
+
+/* The message as a sim_msg, for the accept hook, memory and callbacks. */
+static struct sim_msg *
+sink_make_msg(struct sink_session *s, unsigned long n, const struct buf *c)
+{
+	struct sim_msg *m;
+	size_t i;
+
+	if ((m = sim_msg_new()) == NULL)
+		return NULL;
+	m->id = n;
+	m->t = sim_clock();
+	if (sim_msg_set(&m->role, s->sink->name) == -1 ||
+	    sim_msg_set(&m->listener, s->sink->label) == -1 ||
+	    sim_msg_set(&m->client_ip, s->ip) == -1 ||
+	    sim_msg_set(&m->helo, buf_cstr(&s->helo) ? s->helo.data : "") == -1 ||
+	    sim_msg_set(&m->mail_from, s->from) == -1 ||
+	    buf_append(&m->content, c->data, c->len) == -1)
+		goto fail;
+	for (i = 0; i < s->nrcpt; i++)
+		if (sim_msg_add_rcpt(m, s->rcpts[i]) == -1)
+			goto fail;
+	return m;
+fail:
+	sim_msg_free(m);
+	return NULL;
+}
+
+/* Files for message n: .eml then .env when accepted, else .rejected.eml. */
+static int
+sink_store(struct sink_session *s, int accepted, unsigned long n,
+    const struct buf *c)
+{
+	struct sim_sink *sk = s->sink;
+	struct buf env = BUF_INIT;
 	char name[64];
-	unsigned long n = ++sk->nmsgs;
 	int rc = -1;
 
-	*nump = n;
-	if (s->rx.flags != 0 && !s->raw_full) {
-		if (sink_unstuff(&s->raw, &content) == -1)
-			goto out;
-		c = &content;
-	}
+	if (sk->dir == NULL)
+		goto logged;
 	snprintf(name, sizeof(name), accepted ? "msg-%06lu.eml" :
 	    "msg-%06lu.rejected.eml", n);
 	if (sink_write_file(sk, name, c->data ? c->data : "", c->len) == -1) {
@@ -486,14 +551,34 @@ sink_store(struct sink_session *s, int accepted, unsigned long *nump)
 		sink_event(s, "event=message file=msg-%06lu", n);
 	} else
 		sink_event(s, "event=rejected file=msg-%06lu.rejected", n);
+logged:
 	log_msg(LOG_INFO, s->sid, accepted ? "message" : "rejected",
 	    "file=msg-%06lu%s size=%" PRIu64 " flags=0x%x", n,
 	    accepted ? "" : ".rejected", s->rx.size, s->rx.flags);
 	rc = 0;
 out:
-	buf_free(&content);
 	buf_free(&env);
 	return rc;
+}
+
+/* Keep an accepted message and tell whoever asked. Takes m. */
+static void
+sink_record(struct sim_sink *sk, struct sim_msg *m)
+{
+	struct sim_msg **v;
+
+	sk->naccepted++;
+	if (m == NULL)
+		return;
+	if (sk->on_msg != NULL)
+		sk->on_msg(sk->on_msg_arg, m);
+	if (sk->keep && (v = reallocarray(sk->msgs, sk->nkept + 1,
+	    sizeof(*v))) != NULL) {
+		v[sk->nkept++] = m;
+		sk->msgs = v;
+		return;
+	}
+	sim_msg_free(m);
 }
 
 /* ---- commands ------------------------------------------------------- */
@@ -601,7 +686,7 @@ sink_check_rcpt(struct sink_session *s, const struct smtp_cmd *cmd, int *code,
 		*enh = NULL;
 		return -1;
 	}
-	if (s->nrcpt >= SINK_RCPT_MAX) {
+	if (s->nrcpt >= s->sink->max_rcpts) {
 		*code = 452;
 		*enh = "4.5.3";
 		*text = "Too many recipients";
@@ -649,7 +734,7 @@ static void
 sink_ehlo(struct sink_session *s, const struct smtp_cmd *cmd,
     const struct rules_action *ov)
 {
-	struct sink *sk = s->sink;
+	struct sim_sink *sk = s->sink;
 	struct buf text = BUF_INIT;
 	size_t i;
 	int r;
@@ -686,6 +771,7 @@ sink_mail(struct sink_session *s, const struct smtp_cmd *cmd,
 		sink_reply(s, 451, "4.3.0", "Out of memory");
 		return;
 	}
+	memcpy(s->from, s->mail.addr, sizeof(s->from));
 	s->has_mail = 1;
 	if (ov != NULL)
 		sink_reply_verbatim(s, ov);
@@ -697,13 +783,23 @@ static void
 sink_rcpt(struct sink_session *s, const struct smtp_cmd *cmd,
     const struct rules_action *ov)
 {
+	char **v, *a;
+
 	if (sink_refused(s, ov, 2))
 		return;
-	if (sink_env_line(s, "rcpt") == -1) {
+	if ((a = strdup(s->rcpt.addr)) == NULL ||
+	    (v = reallocarray(s->rcpts, s->nrcpt + 1, sizeof(*v))) == NULL) {
+		free(a);
 		sink_reply(s, 451, "4.3.0", "Out of memory");
 		return;
 	}
-	s->nrcpt++;
+	s->rcpts = v;
+	if (sink_env_line(s, "rcpt") == -1) {
+		free(a);
+		sink_reply(s, 451, "4.3.0", "Out of memory");
+		return;
+	}
+	s->rcpts[s->nrcpt++] = a;
 	if (ov != NULL)
 		sink_reply_verbatim(s, ov);
 	else
@@ -982,15 +1078,22 @@ sink_data_next(struct sink_session *s)
 static int
 sink_dot(struct sink_session *s)
 {
+	struct sim_sink *sk = s->sink;
 	const struct rules_action *ov = NULL;
+	const struct buf *c;
+	struct buf tmp = BUF_INIT;
+	struct sim_msg *m = NULL;
+	const char *enh = NULL;
 	unsigned long n;
-	char text[64];
-	int accepted;
+	char text[256];
+	int accepted, code = 0;
 
 	if (s->early == 0 && sink_rule(s, RULES_DOT, NULL, &ov) == SINK_STOP) {
 		/* Dropped or hung at the dot: never acknowledged, keep it aside. */
-		if (!s->paused && !(s->rx.flags & SMTP_DATA_TOO_BIG))
-			sink_store(s, 0, &n);
+		if (!s->paused && !(s->rx.flags & SMTP_DATA_TOO_BIG) &&
+		    (c = sink_content(s, &tmp)) != NULL)
+			sink_store(s, 0, ++sk->nmsgs, c);
+		buf_free(&tmp);
 		return 0;
 	}
 	sink_enter_state(s, SINK_CMD);
@@ -1014,19 +1117,44 @@ sink_dot(struct sink_session *s)
 		accepted = s->early / 100 == 2;
 	else
 		accepted = ov == NULL || ov->code / 100 == 2;
-	if (sink_store(s, accepted, &n) == -1) {
+	n = ++sk->nmsgs;
+	if ((c = sink_content(s, &tmp)) == NULL)
+		goto enomem;
+	if (accepted && (sk->keep || sk->on_msg != NULL ||
+	    sk->on_accept != NULL) && (m = sink_make_msg(s, n, c)) == NULL)
+		goto enomem;
+	/* The accept hook decides only when no rule has already. */
+	text[0] = '\0';
+	if (accepted && s->early == 0 && ov == NULL && sk->on_accept != NULL &&
+	    (code = sk->on_accept(sk->on_accept_arg, m, &enh, text,
+	    sizeof(text))) / 100 != 2)
+		accepted = 0;
+	if (sink_store(s, accepted, n, c) == -1) {
 		if (s->early == 0)
 			sink_reply(s, 451, "4.3.0", "Cannot store message");
-		sink_reset_txn(s);
-		return 1;
+		sim_msg_free(m);
+		goto done;
 	}
+	if (accepted)
+		sink_record(sk, m);
+	else
+		sim_msg_free(m);
 	/* After an early reply from a body rule, the dot gets none. */
 	if (s->early == 0 && ov != NULL)
 		sink_reply_verbatim(s, ov);
+	else if (s->early == 0 && code != 0)
+		sink_reply(s, code, enh, text);
 	else if (s->early == 0) {
 		snprintf(text, sizeof(text), "Ok: queued as msg-%06lu", n);
 		sink_reply(s, 250, "2.0.0", text);
 	}
+	goto done;
+enomem:
+	log_msg(LOG_ERR, s->sid, "dot", "error=ENOMEM");
+	if (s->early == 0)
+		sink_reply(s, 451, "4.3.0", "Out of memory");
+done:
+	buf_free(&tmp);
 	sink_reset_txn(s);
 	return 1;
 }
@@ -1085,6 +1213,7 @@ sink_free(struct sink_session *s)
 		bufferevent_free(s->bev);
 	if (s->wire_fd != -1)
 		close(s->wire_fd);
+	sink_reset_txn(s);
 	buf_free(&s->in);
 	buf_free(&s->helo);
 	buf_free(&s->env);
@@ -1161,7 +1290,7 @@ static void
 sink_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
     struct sockaddr *sa, int salen, void *arg)
 {
-	struct sink *sk = arg;
+	struct sim_sink *sk = arg;
 	struct sink_session *s;
 	char path[PATH_MAX];
 	int r;
@@ -1176,8 +1305,12 @@ sink_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
 	s->id = ++sk->nsessions;
 	s->wire_fd = -1;
 	s->state = SINK_GREETING;
-	snprintf(s->sid, sizeof(s->sid), "%06lu", s->id);
+	if (sk->name != NULL)
+		snprintf(s->sid, sizeof(s->sid), "%.32s.%06lu", sk->name, s->id);
+	else
+		snprintf(s->sid, sizeof(s->sid), "%06lu", s->id);
 	netaddr_str(sa, s->client, sizeof(s->client));
+	netaddr_ip(sa, s->ip, sizeof(s->ip));
 	buf_init(&s->in);
 	buf_init(&s->helo);
 	buf_init(&s->env);
@@ -1185,11 +1318,15 @@ sink_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
 	buf_init(&s->raw);
 	TAILQ_INSERT_TAIL(&sk->sessions, s, entry);
 
-	r = snprintf(path, sizeof(path), "%s/wire-%06lu.raw", sk->dir, s->id);
-	if (r < 0 || (size_t)r >= sizeof(path) ||
-	    (s->wire_fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
-	    0644)) == -1)
-		log_msg(LOG_ERR, s->sid, "wire", "path=%s errno=%d", path, errno);
+	if (sk->dir != NULL) {
+		r = snprintf(path, sizeof(path), "%s/wire-%06lu.raw", sk->dir,
+		    s->id);
+		if (r < 0 || (size_t)r >= sizeof(path) ||
+		    (s->wire_fd = open(path, O_WRONLY | O_CREAT | O_TRUNC |
+		    O_CLOEXEC, 0644)) == -1)
+			log_msg(LOG_ERR, s->sid, "wire", "path=%s errno=%d", path,
+			    errno);
+	}
 
 	if ((s->bev = bufferevent_socket_new(sk->base, fd,
 	    BEV_OPT_CLOSE_ON_FREE)) == NULL) {
@@ -1206,16 +1343,248 @@ sink_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
 	sink_run(s);
 }
 
-static void
-sink_signal_cb(evutil_socket_t sig, short ev, void *arg)
-{
-	struct sink *sk = arg;
+/* ---- the sim_sink object ------------------------------------------------ */
 
-	log_msg(LOG_INFO, NULL, "shutdown", "signal=%d", (int)sig);
-	event_base_loopbreak(sk->base);
+static int
+sink_set_ext(struct sim_sink *sk, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < SINK_NEXTS; i++)
+		if (strcasecmp(name, sink_exts[i].name) == 0) {
+			sk->ext &= ~sink_exts[i].flag;
+			return 0;
+		}
+	return -1;
+}
+
+static int
+sink_host_ok(const char *h)
+{
+	if (*h == '\0')
+		return 0;
+	for (; *h != '\0'; h++)
+		if ((unsigned char)*h <= 0x20 || *h == 0x7f)
+			return 0;
+	return 1;
+}
+
+static int
+sink_bind(struct sim_sink *sk, const char *addr, char *err, size_t errlen)
+{
+	struct sockaddr_storage ss;
+	socklen_t sslen = sizeof(ss);
+	const char *e;
+
+	if (sim_resolve(addr, 0, &ss, &sslen, &e) == -1) {
+		snprintf(err, errlen, "listen %s: %s", addr, e);
+		return -1;
+	}
+	sk->listener = evconnlistener_new_bind(sk->base, sink_accept_cb, sk,
+	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
+	    128, (struct sockaddr *)&ss, (int)sslen);
+	if (sk->listener == NULL) {
+		snprintf(err, errlen, "cannot listen on %s: %s", addr,
+		    strerror(errno));
+		return -1;
+	}
+	sslen = sizeof(ss);
+	if (getsockname(evconnlistener_get_fd(sk->listener),
+	    (struct sockaddr *)&ss, &sslen) == -1) {
+		snprintf(err, errlen, "getsockname: %s", strerror(errno));
+		return -1;
+	}
+	netaddr_str((struct sockaddr *)&ss, sk->addr, sizeof(sk->addr));
+	return 0;
+}
+
+static int
+sink_open_dir(struct sim_sink *sk, char *err, size_t errlen)
+{
+	char path[PATH_MAX];
+	int r;
+
+	if (mkdir(sk->dir, 0755) == -1 && errno != EEXIST) {
+		snprintf(err, errlen, "mkdir %s: %s", sk->dir, strerror(errno));
+		return -1;
+	}
+	r = snprintf(path, sizeof(path), "%s/events.log", sk->dir);
+	if (r < 0 || (size_t)r >= sizeof(path)) {
+		snprintf(err, errlen, "directory name too long");
+		return -1;
+	}
+	if ((sk->events_fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,
+	    0644)) == -1) {
+		snprintf(err, errlen, "open %s: %s", path, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static char *
+sink_strdup(const char *s, int *fail)
+{
+	char *c;
+
+	if (s == NULL)
+		return NULL;
+	if ((c = strdup(s)) == NULL)
+		*fail = 1;
+	return c;
+}
+
+struct sim_sink *
+sim_sink_new(struct event_base *base, const struct sim_sink_opts *o,
+    char *err, size_t errlen)
+{
+	struct sim_sink *sk;
+	char deftext[RULES_TEXT_MAX];
+	const char *e;
+	size_t i;
+	int fail = 0, r;
+
+	if ((sk = calloc(1, sizeof(*sk))) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	sk->base = base;
+	sk->events_fd = -1;
+	sk->ext = SMTP_EXT_PIPELINING | SMTP_EXT_SIZE | SMTP_EXT_8BITMIME |
+	    SMTP_EXT_DSN | SMTP_EXT_ENHANCED;
+	sk->max_size = o->max_size ? o->max_size : SINK_SIZE_DEFAULT;
+	sk->max_rcpts = o->max_rcpts ? o->max_rcpts : SINK_RCPT_MAX;
+	sk->no_ehlo = o->no_ehlo;
+	sk->keep = !o->no_keep;
+	TAILQ_INIT(&sk->sessions);
+	sk->name = sink_strdup(o->name, &fail);
+	sk->label = sink_strdup(o->listener ? o->listener : "main", &fail);
+	sk->dir = sink_strdup(o->dir, &fail);
+	sk->hostname = sink_strdup(o->hostname ? o->hostname : SINK_HOSTNAME,
+	    &fail);
+	if (fail) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	if (!sink_host_ok(sk->hostname)) {
+		snprintf(err, errlen, "bad hostname");
+		goto fail;
+	}
+	if (sk->max_size > (UINT64_MAX - 1024) / 2) {
+		snprintf(err, errlen, "max_size too large");
+		goto fail;
+	}
+	for (i = 0; i < o->nrules; i++)
+		if (rules_add(&sk->rules, o->rules[i], &e) == -1) {
+			snprintf(err, errlen, "rule '%s': %s", o->rules[i], e);
+			goto fail;
+		}
+	for (i = 0; i < o->nno_ext; i++)
+		if (sink_set_ext(sk, o->no_ext[i]) == -1) {
+			snprintf(err, errlen, "unknown extension '%s'", o->no_ext[i]);
+			goto fail;
+		}
+	if (o->greeting == NULL) {
+		r = snprintf(deftext, sizeof(deftext), "220 %s ESMTP mta-sim",
+		    sk->hostname);
+		if (r < 0 || (size_t)r >= sizeof(deftext)) {
+			snprintf(err, errlen, "hostname too long");
+			goto fail;
+		}
+	}
+	if (rules_parse_reply(o->greeting ? o->greeting : deftext,
+	    &sk->greeting, &e) == -1) {
+		snprintf(err, errlen, "greeting: %s", e);
+		goto fail;
+	}
+	if (sk->dir != NULL && sink_open_dir(sk, err, errlen) == -1)
+		goto fail;
+	if (sink_bind(sk, o->listen ? o->listen : "127.0.0.1:0", err,
+	    errlen) == -1)
+		goto fail;
+	log_msg(LOG_INFO, sk->name, "listening", "addr=%s dir=%s", sk->addr,
+	    sk->dir ? sk->dir : "-");
+	return sk;
+fail:
+	sim_sink_free(sk);
+	return NULL;
+}
+
+const char *
+sim_sink_addr(const struct sim_sink *sk)
+{
+	return sk->addr;
+}
+
+size_t
+sim_sink_count(const struct sim_sink *sk)
+{
+	return sk->naccepted;
+}
+
+const struct sim_msg *
+sim_sink_msg(const struct sim_sink *sk, size_t i)
+{
+	return i < sk->nkept ? sk->msgs[i] : NULL;
+}
+
+void
+sim_sink_on_message(struct sim_sink *sk, sim_msg_cb *cb, void *arg)
+{
+	sk->on_msg = cb;
+	sk->on_msg_arg = arg;
+}
+
+void
+sim_sink_on_accept(struct sim_sink *sk, sim_sink_accept_cb *cb, void *arg)
+{
+	sk->on_accept = cb;
+	sk->on_accept_arg = arg;
+}
+
+unsigned long
+sim_sink_sessions(const struct sim_sink *sk)
+{
+	return sk->nsessions;
+}
+
+void
+sim_sink_free(struct sim_sink *sk)
+{
+	struct sink_session *s;
+	size_t i;
+
+	if (sk == NULL)
+		return;
+	while ((s = TAILQ_FIRST(&sk->sessions)) != NULL) {
+		if (s->close_reason == NULL)
+			s->close_reason = "shutdown";
+		sink_free(s);
+	}
+	if (sk->listener != NULL)
+		evconnlistener_free(sk->listener);
+	if (sk->events_fd != -1)
+		close(sk->events_fd);
+	for (i = 0; i < sk->nkept; i++)
+		sim_msg_free(sk->msgs[i]);
+	free(sk->msgs);
+	rules_free(&sk->rules);
+	free(sk->name);
+	free(sk->label);
+	free(sk->dir);
+	free(sk->hostname);
+	free(sk);
 }
 
 /* ---- command line ---------------------------------------------------- */
+
+static void
+sink_signal_cb(evutil_socket_t sig, short ev, void *arg)
+{
+	struct event_base *base = arg;
+
+	log_msg(LOG_INFO, NULL, "shutdown", "signal=%d", (int)sig);
+	event_base_loopbreak(base);
+}
 
 void
 sink_usage(FILE *fp)
@@ -1237,19 +1606,6 @@ sink_usage(FILE *fp)
 }
 
 static int
-sink_opt_ext(struct sink *sk, const char *name)
-{
-	size_t i;
-
-	for (i = 0; i < SINK_NEXTS; i++)
-		if (strcasecmp(name, sink_exts[i].name) == 0) {
-			sk->ext &= ~sink_exts[i].flag;
-			return 0;
-		}
-	return -1;
-}
-
-static int
 sink_opt_size(const char *s, uint64_t *out)
 {
 	char *end;
@@ -1265,43 +1621,25 @@ sink_opt_size(const char *s, uint64_t *out)
 	return 0;
 }
 
-static int
-sink_listen(struct sink *sk, const char *addr)
+/* Grow a NULL-free list of option values. */
+static void
+sink_opt_push(const char ***v, size_t *n, const char *s)
 {
-	struct sockaddr_storage ss;
-	socklen_t sslen = sizeof(ss);
-	const char *err;
-	char str[128];
+	const char **nv;
 
-	if (sim_resolve(addr, 0, &ss, &sslen, &err) == -1) {
-		fprintf(stderr, "mta-sim sink: --listen %s: %s\n", addr, err);
-		return -1;
-	}
-	sk->listener = evconnlistener_new_bind(sk->base, sink_accept_cb, sk,
-	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
-	    128, (struct sockaddr *)&ss, (int)sslen);
-	if (sk->listener == NULL) {
-		fprintf(stderr, "mta-sim sink: cannot listen on %s: %s\n", addr,
-		    strerror(errno));
-		return -1;
-	}
-	sslen = sizeof(ss);
-	if (getsockname(evconnlistener_get_fd(sk->listener),
-	    (struct sockaddr *)&ss, &sslen) == -1) {
-		fprintf(stderr, "mta-sim sink: getsockname: %s\n", strerror(errno));
-		return -1;
-	}
-	netaddr_str((struct sockaddr *)&ss, str, sizeof(str));
-	/* Tests wait for exactly this line. */
-	printf("listening %s\n", str);
-	fflush(stdout);
-	log_msg(LOG_INFO, NULL, "listening", "addr=%s dir=%s", str, sk->dir);
-	return 0;
+	if ((nv = reallocarray(*v, *n + 1, sizeof(*nv))) == NULL)
+		log_fatal("out of memory");
+	nv[(*n)++] = s;
+	*v = nv;
 }
 
-/* Fill sk from the command line: 0, 1 after --help, -1 on a mistake. */
+/*
+ * Fill o from the command line: 0, 1 after --help, -1 on a mistake. Each
+ * value is checked here, so that a mistake is a usage error (status 2)
+ * with the option named, not a failure to start.
+ */
 static int
-sink_options(struct sink *sk, int argc, char **argv, const char **listen_on)
+sink_options(struct sim_sink_opts *o, int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "listen", required_argument, NULL, 'l' },
@@ -1315,7 +1653,10 @@ sink_options(struct sink *sk, int argc, char **argv, const char **listen_on)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
-	const char *greeting = NULL, *err;
+	struct rules scratch = RULES_INIT;
+	struct rules_action a;
+	struct sim_sink probe;
+	const char *err;
 	char deftext[RULES_TEXT_MAX];
 	int ch, r;
 
@@ -1323,36 +1664,43 @@ sink_options(struct sink *sk, int argc, char **argv, const char **listen_on)
 	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'l':
-			*listen_on = optarg;
+			o->listen = optarg;
 			break;
 		case 'd':
-			sk->dir = optarg;
+			o->dir = optarg;
 			break;
 		case 'H':
-			sk->hostname = optarg;
+			o->hostname = optarg;
 			break;
 		case 'r':
-			if (rules_add(&sk->rules, optarg, &err) == -1) {
+			r = rules_add(&scratch, optarg, &err);
+			rules_free(&scratch);
+			if (r == -1) {
 				fprintf(stderr, "mta-sim sink: --rule '%s': %s\n",
 				    optarg, err);
 				return -1;
 			}
+			sink_opt_push((const char ***)&o->rules, &o->nrules,
+			    optarg);
 			break;
 		case 'x':
-			if (sink_opt_ext(sk, optarg) == -1) {
+			probe.ext = ~0u;
+			if (sink_set_ext(&probe, optarg) == -1) {
 				fprintf(stderr, "mta-sim sink: --no-ext: unknown "
 				    "extension '%s'\n", optarg);
 				return -1;
 			}
+			sink_opt_push((const char ***)&o->no_ext, &o->nno_ext,
+			    optarg);
 			break;
 		case 'E':
-			sk->no_ehlo = 1;
+			o->no_ehlo = 1;
 			break;
 		case 'g':
-			greeting = optarg;
+			o->greeting = optarg;
 			break;
 		case 's':
-			if (sink_opt_size(optarg, &sk->max_size) == -1) {
+			if (sink_opt_size(optarg, &o->max_size) == -1) {
 				fprintf(stderr, "mta-sim sink: bad "
 				    "--max-message-size '%s'\n", optarg);
 				return -1;
@@ -1366,27 +1714,24 @@ sink_options(struct sink *sk, int argc, char **argv, const char **listen_on)
 			return -1;
 		}
 	}
-	if (optind != argc || sk->dir == NULL) {
-		fprintf(stderr, "mta-sim sink: %s\n", sk->dir == NULL ?
+	if (optind != argc || o->dir == NULL) {
+		fprintf(stderr, "mta-sim sink: %s\n", o->dir == NULL ?
 		    "--dir is required" : "unexpected argument");
 		sink_usage(stderr);
 		return -1;
 	}
-	for (const char *h = sk->hostname; *h; h++)
-		if ((unsigned char)*h <= 0x20 || *h == 0x7f) {
-			fprintf(stderr, "mta-sim sink: bad --hostname\n");
-			return -1;
-		}
-	if (greeting == NULL) {
+	if (!sink_host_ok(o->hostname)) {
+		fprintf(stderr, "mta-sim sink: bad --hostname\n");
+		return -1;
+	}
+	if (o->greeting == NULL) {
 		r = snprintf(deftext, sizeof(deftext), "220 %s ESMTP mta-sim",
-		    sk->hostname);
+		    o->hostname);
 		if (r < 0 || (size_t)r >= sizeof(deftext)) {
 			fprintf(stderr, "mta-sim sink: --hostname too long\n");
 			return -1;
 		}
-		greeting = deftext;
-	}
-	if (rules_parse_reply(greeting, &sk->greeting, &err) == -1) {
+	} else if (rules_parse_reply(o->greeting, &a, &err) == -1) {
 		fprintf(stderr, "mta-sim sink: --greeting: %s\n", err);
 		return -1;
 	}
@@ -1396,62 +1741,51 @@ sink_options(struct sink *sk, int argc, char **argv, const char **listen_on)
 int
 sink_main(int argc, char **argv)
 {
-	struct sink sk;
-	struct sink_session *s;
-	const char *listen_on = "127.0.0.1:0";
-	char path[PATH_MAX];
+	struct sim_sink_opts o;
+	struct sim_sink *sk;
+	struct event_base *base;
+	struct event *sigterm, *sigint;
+	char err[512];
 	int r;
 
-	memset(&sk, 0, sizeof(sk));
-	sk.hostname = "mta-sim.localhost";
-	sk.ext = SMTP_EXT_PIPELINING | SMTP_EXT_SIZE | SMTP_EXT_8BITMIME |
-	    SMTP_EXT_DSN | SMTP_EXT_ENHANCED;
-	sk.max_size = SINK_SIZE_DEFAULT;
-	sk.events_fd = -1;
-	TAILQ_INIT(&sk.sessions);
-	if ((r = sink_options(&sk, argc, argv, &listen_on)) != 0) {
-		rules_free(&sk.rules);
+	memset(&o, 0, sizeof(o));
+	o.listen = "127.0.0.1:0";
+	o.hostname = SINK_HOSTNAME;
+	/* Files are the record here: a long run must not grow in memory. */
+	o.no_keep = 1;
+	if ((r = sink_options(&o, argc, argv)) != 0) {
+		free((void *)o.rules);
+		free((void *)o.no_ext);
 		return r == 1 ? 0 : SIM_EXIT_USAGE;
 	}
 
-	if (mkdir(sk.dir, 0755) == -1 && errno != EEXIST)
-		log_fatal("mkdir %s: %s", sk.dir, strerror(errno));
-	r = snprintf(path, sizeof(path), "%s/events.log", sk.dir);
-	if (r < 0 || (size_t)r >= sizeof(path))
-		log_fatal("--dir too long");
-	if ((sk.events_fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,
-	    0644)) == -1)
-		log_fatal("open %s: %s", path, strerror(errno));
-
-	if ((sk.base = event_base_new()) == NULL)
+	if ((base = event_base_new()) == NULL)
 		log_fatal("event_base_new failed");
-	if (sink_listen(&sk, listen_on) == -1) {
-		event_base_free(sk.base);
-		close(sk.events_fd);
-		rules_free(&sk.rules);
+	sk = sim_sink_new(base, &o, err, sizeof(err));
+	free((void *)o.rules);
+	free((void *)o.no_ext);
+	if (sk == NULL) {
+		fprintf(stderr, "mta-sim sink: %s\n", err);
+		event_base_free(base);
 		return 1;
 	}
-	sk.sigterm = evsignal_new(sk.base, SIGTERM, sink_signal_cb, &sk);
-	sk.sigint = evsignal_new(sk.base, SIGINT, sink_signal_cb, &sk);
-	if (sk.sigterm == NULL || sk.sigint == NULL ||
-	    evsignal_add(sk.sigterm, NULL) == -1 ||
-	    evsignal_add(sk.sigint, NULL) == -1)
+	/* Tests wait for exactly this line. */
+	printf("listening %s\n", sim_sink_addr(sk));
+	fflush(stdout);
+
+	sigterm = evsignal_new(base, SIGTERM, sink_signal_cb, base);
+	sigint = evsignal_new(base, SIGINT, sink_signal_cb, base);
+	if (sigterm == NULL || sigint == NULL ||
+	    evsignal_add(sigterm, NULL) == -1 || evsignal_add(sigint, NULL) == -1)
 		log_fatal("cannot install signal handlers");
 
-	event_base_dispatch(sk.base);
+	event_base_dispatch(base);
 
-	while ((s = TAILQ_FIRST(&sk.sessions)) != NULL) {
-		if (s->close_reason == NULL)
-			s->close_reason = "shutdown";
-		sink_free(s);
-	}
-	evconnlistener_free(sk.listener);
-	event_free(sk.sigterm);
-	event_free(sk.sigint);
-	event_base_free(sk.base);
-	close(sk.events_fd);
-	rules_free(&sk.rules);
-	log_msg(LOG_INFO, NULL, "exit", "sessions=%lu messages=%lu",
-	    sk.nsessions, sk.nmsgs);
+	log_msg(LOG_INFO, NULL, "exit", "sessions=%lu messages=%zu",
+	    sim_sink_sessions(sk), sim_sink_count(sk));
+	sim_sink_free(sk);
+	event_free(sigterm);
+	event_free(sigint);
+	event_base_free(base);
 	return 0;
 }

@@ -10,40 +10,84 @@
 
 #include "policy.h"
 
-/* A JSON string: quotes, backslash and control bytes escaped; other bytes as is. */
+/* Length of a valid UTF-8 sequence at p (at most n bytes), or 0. */
+static size_t
+incident_utf8(const unsigned char *p, size_t n)
+{
+	size_t len, i;
+	unsigned cp;
+
+	if (p[0] < 0x80)
+		return 1;
+	if (p[0] >= 0xc2 && p[0] <= 0xdf) {
+		len = 2;
+		cp = p[0] & 0x1f;
+	} else if (p[0] >= 0xe0 && p[0] <= 0xef) {
+		len = 3;
+		cp = p[0] & 0x0f;
+	} else if (p[0] >= 0xf0 && p[0] <= 0xf4) {
+		len = 4;
+		cp = p[0] & 0x07;
+	} else
+		return 0;
+	if (len > n)
+		return 0;
+	for (i = 1; i < len; i++) {
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (p[i] & 0x3f);
+	}
+	/* No overlong forms, surrogates or code points past U+10FFFF. */
+	if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
+	    (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
+		return 0;
+	return len;
+}
+
+/*
+ * A JSON string: quotes, backslash and control bytes escaped, valid UTF-8
+ * kept, and every byte that is not valid UTF-8 (header values come from
+ * the sender) replaced by U+FFFD, so each line is valid JSON.
+ */
 static int
 incident_str(struct buf *out, const char *s)
 {
 	static const char hex[] = "0123456789abcdef";
 	const unsigned char *p = (const unsigned char *)(s ? s : "");
-	const unsigned char *run = p;
+	size_t n = strlen((const char *)p), i = 0, k;
 
 	if (buf_append(out, "\"", 1) == -1)
 		return -1;
-	for (; *p; p++) {
+	while (i < n) {
+		unsigned char c = p[i];
 		char esc[6];
-		size_t el;
 
-		if (*p >= 0x20 && *p != '"' && *p != '\\' && *p != 0x7f)
+		if (c >= 0x20 && c != '"' && c != '\\' && c != 0x7f) {
+			if ((k = incident_utf8(p + i, n - i)) == 0) {
+				if (buf_appends(out, "\\ufffd") == -1)
+					return -1;
+				i++;
+				continue;
+			}
+			if (buf_append(out, p + i, k) == -1)
+				return -1;
+			i += k;
 			continue;
-		if (buf_append(out, run, (size_t)(p - run)) == -1)
-			return -1;
+		}
 		esc[0] = '\\';
-		if (*p == '"' || *p == '\\') {
-			esc[1] = (char)*p;
-			el = 2;
+		if (c == '"' || c == '\\') {
+			esc[1] = (char)c;
+			k = 2;
 		} else {
 			memcpy(esc + 1, "u00", 3);
-			esc[4] = hex[*p >> 4];
-			esc[5] = hex[*p & 15];
-			el = 6;
+			esc[4] = hex[c >> 4];
+			esc[5] = hex[c & 15];
+			k = 6;
 		}
-		if (buf_append(out, esc, el) == -1)
+		if (buf_append(out, esc, k) == -1)
 			return -1;
-		run = p + 1;
+		i++;
 	}
-	if (buf_append(out, run, (size_t)(p - run)) == -1)
-		return -1;
 	return buf_append(out, "\"", 1);
 }
 

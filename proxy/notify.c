@@ -94,6 +94,20 @@ notify_sender(const struct config *cfg, char *dst, size_t dstsz)
 	return n < 0 || (size_t)n >= dstsz ? -1 : 0;
 }
 
+static size_t
+notify_longest_line(const char *s)
+{
+	size_t max = 0, cur = 0;
+
+	for (; *s; s++) {
+		if (*s == '\r' || *s == '\n')
+			cur = 0;
+		else if (++cur > max)
+			max = cur;
+	}
+	return max;
+}
+
 int
 notify_build(struct buf *out, const struct config *cfg,
     const struct notify_request *rq, const char *message_id)
@@ -102,8 +116,8 @@ notify_build(struct buf *out, const struct config *cfg,
 	time_t now = time(NULL);
 	struct tm tm;
 	const char *p;
-	size_t i;
-	int r = 0;
+	size_t i, col = 0;
+	int r = 0, qp;
 
 	gmtime_r(&now, &tm);
 	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S +0000", &tm);
@@ -121,18 +135,41 @@ notify_build(struct buf *out, const struct config *cfg,
 	r |= buf_appends(out, "\r\nSubject: ");
 	r |= message_header_text(out, rq->subject);
 	r |= buf_appendf(out, "\r\nMessage-ID: <%s>\r\n", message_id);
-	r |= buf_appends(out, "Auto-Submitted: auto-generated\r\n"
+	/* 8bit while every line fits RFC 5322's 998; else quoted-printable. */
+	qp = notify_longest_line(rq->body) > 998;
+	r |= buf_appendf(out, "Auto-Submitted: auto-generated\r\n"
 	    "MIME-Version: 1.0\r\n"
 	    "Content-Type: text/plain; charset=UTF-8\r\n"
-	    "Content-Transfer-Encoding: 8bit\r\n\r\n");
+	    "Content-Transfer-Encoding: %s\r\n\r\n",
+	    qp ? "quoted-printable" : "8bit");
 	/* Body: any line ending becomes CRLF; NUL cannot occur (C string). */
 	for (p = rq->body; *p; p++) {
 		if (*p == '\r' && p[1] == '\n')
 			continue;
-		if (*p == '\r' || *p == '\n')
+		if (*p == '\r' || *p == '\n') {
 			r |= buf_append(out, "\r\n", 2);
-		else
+			col = 0;
+		} else if (!qp) {
 			r |= buf_append(out, p, 1);
+		} else {
+			unsigned char c = (unsigned char)*p;
+			int last = p[1] == '\0' || p[1] == '\r' || p[1] == '\n';
+			char enc[4];
+			size_t el = 1;
+
+			enc[0] = *p;
+			if (c == '=' || c >= 0x7f || (c < 0x20 && c != '\t') ||
+			    ((c == ' ' || c == '\t') && last)) {
+				snprintf(enc, sizeof(enc), "=%02X", c);
+				el = 3;
+			}
+			if (col + el > 75) {	/* soft line break */
+				r |= buf_append(out, "=\r\n", 3);
+				col = 0;
+			}
+			r |= buf_append(out, enc, el);
+			col += el;
+		}
 	}
 	if (out->len < 2 || memcmp(out->data + out->len - 2, "\r\n", 2) != 0)
 		r |= buf_append(out, "\r\n", 2);

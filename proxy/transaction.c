@@ -505,7 +505,7 @@ txn_notify(struct txn *t)
 	struct notify_request rq;
 	struct policy_envelope env;
 	struct buf subj, body;
-	const char *to[64];
+	const char **to;
 	char qid[48];
 	size_t i, k, n;
 	struct policy_var extra[4];
@@ -522,8 +522,13 @@ txn_notify(struct txn *t)
 
 		if (!a->notify)
 			continue;
+		if ((to = calloc(a->notify_nto + 1, sizeof(*to))) == NULL) {
+			log_msg(LOG_ERR, t->sid, "notify-failed",
+			    "policy=\"%s\" reason=nomem", h->name);
+			continue;
+		}
 		n = 0;
-		for (k = 0; k < a->notify_nto && n < 63; k++)
+		for (k = 0; k < a->notify_nto; k++)
 			to[n++] = a->notify_to[k];
 		if (a->notify_sender && t->mail.addr[0] != '\0')
 			to[n++] = t->mail.addr;
@@ -537,6 +542,7 @@ txn_notify(struct txn *t)
 		    4) == -1) {
 			buf_free(&subj);
 			buf_free(&body);
+			free(to);
 			continue;
 		}
 		memset(&rq, 0, sizeof(rq));
@@ -551,6 +557,7 @@ txn_notify(struct txn *t)
 			    "policy=\"%s\" reason=nomem", h->name);
 		buf_free(&subj);
 		buf_free(&body);
+		free(to);
 	}
 }
 

@@ -509,4 +509,28 @@ jc_str(const struct jc_val *o, const char *key)
 	return v != NULL && v->type == JC_STR ? v->str : NULL;
 }
 
+/*
+ * s[0..len) for a failure message: printable ASCII as is, other bytes as
+ * \xNN, so that a test log stays text. malloc'd; the caller frees it.
+ */
+static JC_UNUSED char *
+jc_vis(const char *s, size_t len)
+{
+	char *v = malloc(len * 4 + 1), *o = v;
+	size_t i;
+
+	if (v == NULL)
+		return NULL;
+	for (i = 0; i < len; i++) {
+		unsigned char ch = (unsigned char)s[i];
+
+		if (ch >= 0x20 && ch < 0x7f)
+			*o++ = (char)ch;
+		else
+			o += sprintf(o, "\\x%02x", ch);
+	}
+	*o = '\0';
+	return v;
+}
+
 #endif
