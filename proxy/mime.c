@@ -1461,6 +1461,28 @@ mime_raw_rest(struct mime_msg *m, struct mime_scan *sc, unsigned depth)
 	p->bodylen = end - start;
 }
 
+/*
+ * Preamble and epilogue: mail readers do not show them, which is exactly
+ * why data could be hidden there. Any that is not blank is scanned as a
+ * text part of its own.
+ */
+static void
+mime_hidden_text(struct mime_msg *m, const char *p, size_t len,
+    unsigned depth)
+{
+	size_t i, idx;
+
+	for (i = 0; i < len; i++)
+		if (p[i] != ' ' && p[i] != '\t' && p[i] != '\r' && p[i] != '\n')
+			break;
+	if (i == len || m->nparts >= m->lim.max_parts)
+		return;
+	if ((idx = mime_new_part(m, depth)) == MIME_NOPOS)
+		return;
+	m->parts[idx].body = p;
+	m->parts[idx].bodylen = len;
+}
+
 static void
 mime_multipart(struct mime_msg *m, struct mime_scan *sc, size_t idx,
     unsigned depth, const char *b, size_t blen, int digest)
@@ -1484,6 +1506,10 @@ mime_multipart(struct mime_msg *m, struct mime_scan *sc, size_t idx,
 		return;
 	}
 	m->parts[idx].kind = MIME_K_MULTI;
+	mime_hidden_text(m, sc->p + start, mime_body_end(sc, start) - start,
+	    depth + 1);
+	if (m->oom)
+		return;
 	for (;;) {
 		/* at one of our delimiters */
 		sc->pos = sc->hit_end;
@@ -1506,7 +1532,10 @@ mime_multipart(struct mime_msg *m, struct mime_scan *sc, size_t idx,
 		}
 	}
 	sc->nbnd--;
+	start = sc->pos;
 	mime_find_delim(sc);		/* past the epilogue */
+	mime_hidden_text(m, sc->p + start, mime_body_end(sc, start) - start,
+	    depth + 1);
 }
 
 static void
