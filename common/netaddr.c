@@ -9,6 +9,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define NETADDR_LABEL_MAX	63
@@ -238,4 +239,76 @@ netaddr_nodelay(int fd)
 	int one = 1;
 
 	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+}
+
+int
+netaddr_parse_cidr(const char *s, struct netaddr_cidr *c, const char **err)
+{
+	char ip[64];
+	const char *slash = strchr(s, '/');
+	size_t n = slash ? (size_t)(slash - s) : strlen(s);
+	unsigned long bits;
+	char *end;
+
+	memset(c, 0, sizeof(*c));
+	if (n == 0 || n >= sizeof(ip)) {
+		*err = "not an address block";
+		return -1;
+	}
+	memcpy(ip, s, n);
+	ip[n] = '\0';
+	if (inet_pton(AF_INET, ip, c->addr) == 1)
+		c->family = AF_INET;
+	else if (inet_pton(AF_INET6, ip, c->addr) == 1)
+		c->family = AF_INET6;
+	else {
+		*err = "not an IP address";
+		return -1;
+	}
+	bits = c->family == AF_INET ? 32 : 128;
+	if (slash != NULL) {
+		if (slash[1] < '0' || slash[1] > '9') {
+			*err = "bad prefix length";
+			return -1;
+		}
+		bits = strtoul(slash + 1, &end, 10);
+		if (*end != '\0' || bits > (c->family == AF_INET ? 32u : 128u)) {
+			*err = "bad prefix length";
+			return -1;
+		}
+	}
+	c->prefix = (unsigned)bits;
+	return 0;
+}
+
+int
+netaddr_cidr_match(const struct netaddr_cidr *c, const struct sockaddr *sa)
+{
+	static const unsigned char v4mapped[12] =
+	    { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+	const unsigned char *a;
+	unsigned full, rest;
+	int family = sa->sa_family;
+
+	if (family == AF_INET)
+		a = (const unsigned char *)&((const struct sockaddr_in *)
+		    (const void *)sa)->sin_addr;
+	else if (family == AF_INET6) {
+		a = ((const struct sockaddr_in6 *)(const void *)sa)->
+		    sin6_addr.s6_addr;
+		if (c->family == AF_INET && memcmp(a, v4mapped, 12) == 0) {
+			a += 12;
+			family = AF_INET;
+		}
+	} else
+		return 0;
+	if (family != c->family)
+		return 0;
+	full = c->prefix / 8;
+	rest = c->prefix % 8;
+	if (memcmp(a, c->addr, full) != 0)
+		return 0;
+	if (rest == 0)
+		return 1;
+	return ((a[full] ^ c->addr[full]) & (0xff << (8 - rest))) == 0;
 }

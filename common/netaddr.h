@@ -29,6 +29,18 @@ const char *netaddr_str(const struct sockaddr *, char *dst, size_t dstsz);
 /* Just the IP, no port. */
 const char *netaddr_ip(const struct sockaddr *, char *dst, size_t dstsz);
 uint16_t	netaddr_port(const struct sockaddr *);
+/* An address block: "10.0.0.0/8", "2001:db8::/32", or one address. */
+struct netaddr_cidr {
+	int		family;		/* AF_INET or AF_INET6 */
+	unsigned char	addr[16];
+	unsigned	prefix;		/* bits */
+};
+
+/* Returns 0, or -1 with *err set to a static message. */
+int	netaddr_parse_cidr(const char *s, struct netaddr_cidr *, const char **err);
+/* Does the address (IPv4-mapped IPv6 counts as IPv4) fall in the block? */
+int	netaddr_cidr_match(const struct netaddr_cidr *, const struct sockaddr *);
+
 /*
  * Turn off Nagle on a TCP socket. SMTP is request/response: without this a
  * small reply waits for the peer's delayed ACK (about 40 ms per command).

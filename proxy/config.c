@@ -115,6 +115,8 @@ static void	config_string_mailbox(struct config_ctx *, const struct config_key *
 		    const char *, yaml_node_t *);
 static void	config_uint64(struct config_ctx *, const struct config_key *,
 		    const char *, yaml_node_t *);
+static void	config_list_cidrs(struct config_ctx *, const struct config_key *,
+		    const char *, yaml_node_t *);
 static void	config_string_outbound(struct config_ctx *, const struct config_key *,
 		    const char *, yaml_node_t *);
 static void	config_string_envname(struct config_ctx *, const struct config_key *,
@@ -180,6 +182,7 @@ static const struct config_key config_tls_keys[] = {
 
 static const struct config_key config_top_keys[] = {
 	{ "listen",		config_string_listen,	0, 0, 0, LINE_NONE, NULL },
+	{ "allow_clients",	config_list_cidrs,	0, 0, 0, LINE_NONE, NULL },
 	{ "mode",		config_string_mode,	0, 0, 0, LINE_MODE, NULL },
 	{ "resubmit_port",	config_port,		OFF(resubmit_port), 1, 65535, LINE_NONE, NULL },
 	{ "next_hop",		config_section,		0, 0, 0, LINE_NEXT_HOP, config_next_hop_keys },
@@ -1170,6 +1173,44 @@ config_section(struct config_ctx *ctx, const struct config_key *k,
  * not also earn a complaint about missing forward hosts.
  */
 static void
+config_list_cidrs(struct config_ctx *ctx, const struct config_key *k,
+    const char *keypath, yaml_node_t *v)
+{
+	struct config *cf = ctx->cf;
+	yaml_node_item_t *items;
+	const char *s, *why;
+	char q[QBUF];
+	size_t i, n, len;
+
+	items = config_list(ctx, keypath, v, &n);
+	free(cf->allow_clients);
+	cf->allow_clients = NULL;
+	cf->nallow_clients = 0;
+	if (n == 0) {
+		config_error(ctx, config_line(v), "%s: the list is empty: no "
+		    "client could connect", keypath);
+		return;
+	}
+	if ((cf->allow_clients = calloc(n, sizeof(*cf->allow_clients))) == NULL)
+		log_fatal("calloc: %s", strerror(errno));
+	for (i = 0; i < n; i++) {
+		yaml_node_t *item = yaml_document_get_node(ctx->doc, items[i]);
+		char path[64];
+
+		snprintf(path, sizeof(path), "%s[%zu]", keypath, i);
+		if ((s = config_scalar(ctx, path, item, &len)) == NULL)
+			continue;
+		if (netaddr_parse_cidr(s, &cf->allow_clients[cf->nallow_clients],
+		    &why) == -1) {
+			config_error(ctx, config_line(item), "%s: %s: %s", path,
+			    config_quote(q, sizeof(q), s, len), why);
+			continue;
+		}
+		cf->nallow_clients++;
+	}
+}
+
+static void
 config_string_outbound(struct config_ctx *ctx, const struct config_key *k,
     const char *keypath, yaml_node_t *v)
 {
@@ -1435,6 +1476,7 @@ struct config *
 config_defaults(void)
 {
 	struct config *cf;
+	const char *why;
 
 	if ((cf = calloc(1, sizeof(*cf))) == NULL)
 		log_fatal("calloc: %s", strerror(errno));
@@ -1466,6 +1508,12 @@ config_defaults(void)
 	cf->timeouts.data_block = 180;
 	cf->timeouts.data_done = 300;
 	cf->timeouts.shutdown = 30;
+	/* A fresh install is never an open relay: loopback only. */
+	if ((cf->allow_clients = calloc(2, sizeof(*cf->allow_clients))) == NULL)
+		log_fatal("calloc: %s", strerror(errno));
+	netaddr_parse_cidr("127.0.0.0/8", &cf->allow_clients[0], &why);
+	netaddr_parse_cidr("::1", &cf->allow_clients[1], &why);
+	cf->nallow_clients = 2;
 	cf->policy_limits.instructions = 50000000;
 	cf->policy_limits.memory = 256 * 1024 * 1024;
 	cf->notify.retries = 3;
@@ -1541,6 +1589,7 @@ config_unref(struct config *cf)
 	free(cf->policies);
 	policy_set_free(cf->policy_set);
 	free(cf->incident_log);
+	free(cf->allow_clients);
 	free(cf->tls.cert_file);
 	free(cf->tls.key_file);
 	free(cf->tls.passphrase_file);

@@ -57,6 +57,8 @@ struct config {
 	int			 refcnt;
 	char			*path;
 	struct hostport		 listen;		/* IP literal; port default 10025, 0 = ephemeral */
+	struct netaddr_cidr	*allow_clients;		/* who may connect; default loopback */
+	size_t			 nallow_clients;
 	enum config_mode	 mode;
 	uint16_t		 resubmit_port;		/* 10026 */
 	int			 mx_lookup;

@@ -24,16 +24,14 @@ struct listener {
 	struct dns		*dns;
 };
 
+/* One reply line, then close: best effort on a fresh, non-blocking socket. */
 static void
-listener_refuse(evutil_socket_t fd, const struct config *cfg)
+listener_say(evutil_socket_t fd, const char *reply)
 {
-	char line[300];
+	char line[320];
 	int n;
 
-	/* Best effort, non-blocking: a fresh socket has room for one line. */
-	n = snprintf(line, sizeof(line),
-	    "421 4.7.0 %s Error: too many connections, try again later\r\n",
-	    cfg->helo_name);
+	n = snprintf(line, sizeof(line), "%s\r\n", reply);
 	if (n > 0 && (size_t)n < sizeof(line))
 		(void)!write(fd, line, (size_t)n);
 	close(fd);
@@ -45,11 +43,23 @@ listener_accept(struct evconnlistener *lev, evutil_socket_t fd,
 {
 	struct listener *l = arg;
 	char peer[64];
+	size_t i;
+
+	for (i = 0; i < l->cfg->nallow_clients; i++)
+		if (netaddr_cidr_match(&l->cfg->allow_clients[i], sa))
+			break;
+	if (i == l->cfg->nallow_clients) {
+		log_msg(LOG_WARN, NULL, "refused", "client=%s reason=not_allowed",
+		    netaddr_str(sa, peer, sizeof(peer)));
+		listener_say(fd, "554 5.7.1 Access denied");
+		return;
+	}
 
 	if (smtp_server_count() >= l->cfg->limits.max_connections) {
 		log_msg(LOG_WARN, NULL, "refused", "client=%s reason=max_connections",
 		    netaddr_str(sa, peer, sizeof(peer)));
-		listener_refuse(fd, l->cfg);
+		listener_say(fd, "421 4.7.0 Error: too many connections, "
+		    "try again later");
 		return;
 	}
 	netaddr_nodelay(fd);

@@ -131,6 +131,36 @@ START_TEST(test_max_connections)
 END_TEST
 
 /*
+ * Client allow-list: a client outside allow_clients gets 554 5.7.1 and
+ * nothing more; the default (loopback) lets the test's 127.0.0.1 in.
+ */
+START_TEST(test_allow_clients)
+{
+	struct rig r = rig_start("allow_clients: [\"10.0.0.0/8\", \"::1\"]\n");
+	struct cli *c;
+	char *line;
+
+	c = cli_connect(r.px->port);
+	cli_expect(c, 554, "5.7.1");
+	H_CHECK(cli_wait_closed(c), "a refused client stayed connected");
+	line = proxy_wait_log(r.px, "reason=not_allowed");
+	H_CHECK(strstr(line, "client=127.0.0.1:") != NULL, "%s", line);
+	H_CHECK(sink_count(r.sink) == 0, "mail reached the sink");
+}
+END_TEST
+
+START_TEST(test_allow_clients_default)
+{
+	struct rig r = rig_start("");
+	struct cli *c;
+
+	c = cli_open(r.px->port);
+	deliver(c, r.sink, 0, "loopback is allowed by default");
+	cli_quit(c);
+}
+END_TEST
+
+/*
  * Error limit: after max_errors bad commands, 421 and close. Pipelined,
  * so that the proxy's reply to what follows the limit is visible too.
  */
@@ -496,6 +526,8 @@ main(void)
 	TCase *tc = h_tcase("limits");
 
 	tcase_add_test(tc, test_max_connections);
+	tcase_add_test(tc, test_allow_clients);
+	tcase_add_test(tc, test_allow_clients_default);
 	tcase_add_test(tc, test_max_errors);
 	tcase_add_test(tc, test_rcpt_flood);
 	tcase_add_test(tc, test_data_line_1mib);

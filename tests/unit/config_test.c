@@ -842,6 +842,14 @@ static const struct bad_case {
 	    "final dot)\n"
 	    "7: unknown key \"lisen\"; did you mean \"listen\"?\n"
 	    "8: helo_name: value contains a CR, LF or NUL character\n" },
+	/* who may connect */
+	{ "allow_clients with a bad block",
+	    HOSTS "allow_clients: [\"127.0.0.0/8\", \"10.0.0.0/33\", \"host\"]\n",
+	    "3: allow_clients[1]: \"10.0.0.0/33\": bad prefix length\n"
+	    "3: allow_clients[2]: \"host\": not an IP address\n" },
+	{ "allow_clients empty",
+	    HOSTS "allow_clients: []\n",
+	    "3: allow_clients: the list is empty: no client could connect\n" },
 	/* detection keys */
 	{ "notify sender that is not a mailbox",
 	    HOSTS "notify:\n  sender: \"not a mailbox\"\n",
