@@ -12,6 +12,8 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <glob.h>
+#include <grp.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -115,6 +117,8 @@ static void	config_string_mailbox(struct config_ctx *, const struct config_key *
 		    const char *, yaml_node_t *);
 static void	config_uint64(struct config_ctx *, const struct config_key *,
 		    const char *, yaml_node_t *);
+static void	config_string_account(struct config_ctx *, const struct config_key *,
+		    const char *, yaml_node_t *);
 static void	config_list_cidrs(struct config_ctx *, const struct config_key *,
 		    const char *, yaml_node_t *);
 static void	config_string_outbound(struct config_ctx *, const struct config_key *,
@@ -183,6 +187,8 @@ static const struct config_key config_tls_keys[] = {
 static const struct config_key config_top_keys[] = {
 	{ "listen",		config_string_listen,	0, 0, 0, LINE_NONE, NULL },
 	{ "allow_clients",	config_list_cidrs,	0, 0, 0, LINE_NONE, NULL },
+	{ "user",		config_string_account,	OFF(user), 0, 0, LINE_NONE, NULL },
+	{ "group",		config_string_account,	OFF(group), 0, 1, LINE_NONE, NULL },
 	{ "mode",		config_string_mode,	0, 0, 0, LINE_MODE, NULL },
 	{ "resubmit_port",	config_port,		OFF(resubmit_port), 1, 65535, LINE_NONE, NULL },
 	{ "next_hop",		config_section,		0, 0, 0, LINE_NEXT_HOP, config_next_hop_keys },
@@ -1172,6 +1178,32 @@ config_section(struct config_ctx *ctx, const struct config_key *k,
  * A key whose own value was wrong takes no part: "mode: reflekt" should
  * not also earn a complaint about missing forward hosts.
  */
+/* A user (max 0) or group (max 1) that must exist on this system. */
+static void
+config_string_account(struct config_ctx *ctx, const struct config_key *k,
+    const char *keypath, yaml_node_t *v)
+{
+	char *dst = (char *)ctx->cf + k->off, q[QBUF];
+	const char *s;
+	size_t len;
+	int found;
+
+	if ((s = config_scalar(ctx, keypath, v, &len)) == NULL)
+		return;
+	if (len == 0) {
+		dst[0] = '\0';
+		return;
+	}
+	found = len < 64 && (k->max ? getgrnam(s) != NULL : getpwnam(s) != NULL);
+	if (!found) {
+		config_error(ctx, config_line(v), "%s: no such %s %s", keypath,
+		    k->max ? "group" : "user", config_quote(q, sizeof(q), s, len));
+		return;
+	}
+	memcpy(dst, s, len);
+	dst[len] = '\0';
+}
+
 static void
 config_list_cidrs(struct config_ctx *ctx, const struct config_key *k,
     const char *keypath, yaml_node_t *v)

@@ -57,6 +57,8 @@ struct config {
 	int			 refcnt;
 	char			*path;
 	struct hostport		 listen;		/* IP literal; port default 10025, 0 = ephemeral */
+	char			 user[64];		/* drop to this user after binding ("" = stay) */
+	char			 group[64];		/* and group ("" = the user's) */
 	struct netaddr_cidr	*allow_clients;		/* who may connect; default loopback */
 	size_t			 nallow_clients;
 	enum config_mode	 mode;

@@ -2,11 +2,15 @@
  * bin/mailprevent: option parsing, signals (SIGHUP reload, SIGTERM drain)
  * and the event loop.
  */
+#include <errno.h>
 #include <getopt.h>
+#include <grp.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <event2/event.h>
 
@@ -142,6 +146,47 @@ main_signal(evutil_socket_t sig, short ev, void *arg)
 	evtimer_add(mp.shutdown_timer, &tv);
 }
 
+/*
+ * Bound to a privileged port as root: become the configured user before
+ * reading a single byte from the network.
+ */
+static void
+main_drop_privileges(const struct config *cfg)
+{
+	struct passwd *pw;
+	struct group *gr;
+	gid_t gid;
+
+	if (cfg->user[0] == '\0') {
+		if (geteuid() == 0)
+			log_msg(LOG_WARN, NULL, "privileges", "note=\"running as "
+			    "root; set user: to drop privileges\"");
+		return;
+	}
+	if ((pw = getpwnam(cfg->user)) == NULL)
+		log_fatal("user %s: no such user", cfg->user);
+	gid = pw->pw_gid;
+	if (cfg->group[0] != '\0') {
+		if ((gr = getgrnam(cfg->group)) == NULL)
+			log_fatal("group %s: no such group", cfg->group);
+		gid = gr->gr_gid;
+	}
+	if (geteuid() != 0) {
+		if (geteuid() != pw->pw_uid)
+			log_fatal("user %s: cannot switch users when not root",
+			    cfg->user);
+		return;
+	}
+	if (setgroups(1, &gid) == -1 || setgid(gid) == -1 ||
+	    setuid(pw->pw_uid) == -1)
+		log_fatal("dropping privileges to %s: %s", cfg->user,
+		    strerror(errno));
+	if (setuid(0) != -1)
+		log_panic("privileges could be regained after setuid");
+	log_msg(LOG_INFO, NULL, "privileges", "user=%s uid=%u gid=%u",
+	    cfg->user, (unsigned)pw->pw_uid, (unsigned)gid);
+}
+
 int
 main(int argc, char *argv[])
 {
@@ -204,6 +249,7 @@ main(int argc, char *argv[])
 	if ((mp.listener = listener_new(mp.base, mp.cfg, mp.dns, err,
 	    sizeof(err))) == NULL)
 		log_fatal("%s", err);
+	main_drop_privileges(mp.cfg);
 
 	event_base_dispatch(mp.base);
 

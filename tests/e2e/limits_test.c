@@ -6,7 +6,9 @@
  * the YAML so that each test takes about a second; slow clients are paced
  * with cli_poll(), which doubles as "stop as soon as the proxy speaks".
  */
+#include <pwd.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -156,6 +158,37 @@ START_TEST(test_allow_clients_default)
 
 	c = cli_open(r.px->port);
 	deliver(c, r.sink, 0, "loopback is allowed by default");
+	cli_quit(c);
+}
+END_TEST
+
+/*
+ * user: the proxy binds as root, then runs as that user before serving.
+ * Needs root (CI runs as root); elsewhere it says so and checks nothing.
+ */
+START_TEST(test_drop_privileges)
+{
+	struct rig r;
+	struct passwd *pw = getpwnam("nobody");
+	struct cli *c;
+	char *st, *uid;
+
+	if (geteuid() != 0 || pw == NULL) {
+		fprintf(stderr, "SKIP test_drop_privileges: needs root and a "
+		    "\"nobody\" user\n");
+		return;
+	}
+	r = rig_start("user: nobody\n");
+	proxy_wait_log(r.px, "event=privileges");
+	st = h_read_file(h_strf("/proc/%ld/status", (long)proc_pid(r.px->proc)),
+	    NULL);
+	H_CHECK(st != NULL && (uid = strstr(st, "\nUid:")) != NULL,
+	    "no Uid line in /proc/PID/status");
+	H_CHECK(strtol(uid + 5, NULL, 10) == (long)pw->pw_uid,
+	    "proxy runs as uid %ld, want %ld", strtol(uid + 5, NULL, 10),
+	    (long)pw->pw_uid);
+	c = cli_open(r.px->port);
+	deliver(c, r.sink, 0, "served as nobody");
 	cli_quit(c);
 }
 END_TEST
@@ -528,6 +561,7 @@ main(void)
 	tcase_add_test(tc, test_max_connections);
 	tcase_add_test(tc, test_allow_clients);
 	tcase_add_test(tc, test_allow_clients_default);
+	tcase_add_test(tc, test_drop_privileges);
 	tcase_add_test(tc, test_max_errors);
 	tcase_add_test(tc, test_rcpt_flood);
 	tcase_add_test(tc, test_data_line_1mib);
