@@ -120,7 +120,7 @@ bench: check-deps all $(BENCH_BINS)
 	@for b in $(BENCH_BINS); do echo "== $$b"; $$b || exit 1; done
 
 clean:
-	rm -rf build build-asan bin/mailprevent bin/mta-sim
+	rm -rf build build-asan build-fuzz bin/mailprevent bin/mta-sim bin/certs-gen
 
 .SECONDARY:
 

@@ -18,11 +18,6 @@
 
 #define LAYOUT_HOSTS_MAX	32
 
-#define LAYOUT_ROOT_CRT		"root.crt"
-#define LAYOUT_ROOT_KEY		"root.key"
-#define LAYOUT_INTER_CRT	"intermediate.crt"
-#define LAYOUT_INTER_KEY	"intermediate.key"
-#define LAYOUT_TRUST		"trust.pem"
 #define LAYOUT_CRT		".crt"
 #define LAYOUT_KEY		".key"
 #define LAYOUT_CHAIN		".chain.pem"
