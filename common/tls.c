@@ -228,5 +228,9 @@ tls_read_passphrase(const char *path, char *dst, size_t dstsz, char *err,
 	fclose(f);
 	n = strcspn(dst, "\r\n");
 	dst[n] = '\0';
+	if (n == 0) {
+		snprintf(err, errlen, "%s: the first line is empty", path);
+		return -1;
+	}
 	return 0;
 }
