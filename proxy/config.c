@@ -117,6 +117,8 @@ static void	config_string_mailbox(struct config_ctx *, const struct config_key *
 		    const char *, yaml_node_t *);
 static void	config_uint64(struct config_ctx *, const struct config_key *,
 		    const char *, yaml_node_t *);
+static void	config_list_dns(struct config_ctx *, const struct config_key *,
+		    const char *, yaml_node_t *);
 static void	config_string_account(struct config_ctx *, const struct config_key *,
 		    const char *, yaml_node_t *);
 static void	config_list_cidrs(struct config_ctx *, const struct config_key *,
@@ -187,6 +189,7 @@ static const struct config_key config_tls_keys[] = {
 static const struct config_key config_top_keys[] = {
 	{ "listen",		config_string_listen,	0, 0, 0, LINE_NONE, NULL },
 	{ "allow_clients",	config_list_cidrs,	0, 0, 0, LINE_NONE, NULL },
+	{ "dns_servers",	config_list_dns,	0, 0, 0, LINE_NONE, NULL },
 	{ "user",		config_string_account,	OFF(user), 0, 0, LINE_NONE, NULL },
 	{ "group",		config_string_account,	OFF(group), 0, 1, LINE_NONE, NULL },
 	{ "mode",		config_string_mode,	0, 0, 0, LINE_MODE, NULL },
@@ -1178,6 +1181,42 @@ config_section(struct config_ctx *ctx, const struct config_key *k,
  * A key whose own value was wrong takes no part: "mode: reflekt" should
  * not also earn a complaint about missing forward hosts.
  */
+/* DNS servers as IP literals with an optional port. */
+static void
+config_list_dns(struct config_ctx *ctx, const struct config_key *k,
+    const char *keypath, yaml_node_t *v)
+{
+	struct config *cf = ctx->cf;
+	yaml_node_item_t *items;
+	struct hostport hp;
+	const char *s, *why;
+	char q[QBUF];
+	size_t i, n, len;
+
+	items = config_list(ctx, keypath, v, &n);
+	if (n == 0)
+		return;
+	if ((cf->dns_servers = calloc(n + 1, sizeof(*cf->dns_servers))) == NULL)
+		log_fatal("calloc: %s", strerror(errno));
+	for (i = 0; i < n; i++) {
+		yaml_node_t *item = yaml_document_get_node(ctx->doc, items[i]);
+		char path[64];
+
+		snprintf(path, sizeof(path), "%s[%zu]", keypath, i);
+		if ((s = config_scalar(ctx, path, item, &len)) == NULL)
+			continue;
+		if (netaddr_parse_hostport(s, &hp, &why) == -1 ||
+		    !config_is_ip(hp.host)) {
+			config_error(ctx, config_line(item), "%s: %s is not an "
+			    "IP address with an optional port", path,
+			    config_quote(q, sizeof(q), s, len));
+			continue;
+		}
+		if ((cf->dns_servers[cf->ndns_servers++] = strdup(s)) == NULL)
+			log_fatal("strdup: %s", strerror(errno));
+	}
+}
+
 /* A user (max 0) or group (max 1) that must exist on this system. */
 static void
 config_string_account(struct config_ctx *ctx, const struct config_key *k,
@@ -1215,6 +1254,9 @@ config_list_cidrs(struct config_ctx *ctx, const struct config_key *k,
 	size_t i, n, len;
 
 	items = config_list(ctx, keypath, v, &n);
+	for (i = 0; i < cf->ndns_servers; i++)
+		free(cf->dns_servers[i]);
+	free(cf->dns_servers);
 	free(cf->allow_clients);
 	cf->allow_clients = NULL;
 	cf->nallow_clients = 0;
@@ -1621,6 +1663,9 @@ config_unref(struct config *cf)
 	free(cf->policies);
 	policy_set_free(cf->policy_set);
 	free(cf->incident_log);
+	for (i = 0; i < cf->ndns_servers; i++)
+		free(cf->dns_servers[i]);
+	free(cf->dns_servers);
 	free(cf->allow_clients);
 	free(cf->tls.cert_file);
 	free(cf->tls.key_file);

@@ -69,6 +69,8 @@ struct config {
 	size_t			 nhosts;
 	char			**domains;		/* next_hop.domains */
 	size_t			 ndomains;
+	char			**dns_servers;		/* "ip[:port]"; none = system resolver */
+	size_t			 ndns_servers;
 	char			 helo_name[256];
 	char			 source_address[64];	/* IP literal or "" */
 	char			 pass_header[1000];	/* "Name: value" or "" */

@@ -54,6 +54,17 @@ main_print_errors(const char *path, struct buf *errors)
 		fwrite(errors->data, 1, errors->len, stderr);
 }
 
+static int
+main_same_list(char **a, size_t na, char **b, size_t nb)
+{
+	if (na != nb)
+		return 0;
+	for (size_t i = 0; i < na; i++)
+		if (strcmp(a[i], b[i]) != 0)
+			return 0;
+	return 1;
+}
+
 static void
 main_reload(void)
 {
@@ -84,6 +95,10 @@ main_reload(void)
 	    cfg->listen.port != mp.cfg->listen.port)
 		log_msg(LOG_WARN, NULL, "reload", "note=\"listen changed; "
 		    "takes effect at restart\"");
+	if (!main_same_list(cfg->dns_servers, cfg->ndns_servers,
+	    mp.cfg->dns_servers, mp.cfg->ndns_servers))
+		log_msg(LOG_WARN, NULL, "reload", "note=\"dns_servers "
+		    "changed; takes effect at restart\"");
 	log_set_level(cfg->log_level);
 	listener_set_config(mp.listener, cfg);
 	config_unref(mp.cfg);
@@ -235,7 +250,9 @@ main(int argc, char *argv[])
 	signal(SIGPIPE, SIG_IGN);
 	if ((mp.base = event_base_new()) == NULL)
 		log_fatal("cannot create the event loop");
-	if ((mp.dns = dns_new(mp.base, NULL, 5000, 2, err, sizeof(err))) == NULL)
+	if ((mp.dns = dns_new(mp.base, mp.cfg->ndns_servers ?
+	    (const char *const *)mp.cfg->dns_servers : NULL, 5000, 2, err,
+	    sizeof(err))) == NULL)
 		log_fatal("dns: %s", err);
 	/* Signals first: "listening" promises that SIGHUP/SIGTERM are handled. */
 	sigs[0] = evsignal_new(mp.base, SIGHUP, main_signal, NULL);

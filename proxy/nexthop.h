@@ -1,6 +1,7 @@
 /*
  * nexthop: which addresses to try, in which order, for one outbound
- * session. Forward mode walks next_hop.hosts in order (names resolved
+ * session. Forward mode walks next_hop.hosts in order, or with mx_lookup
+ * the MX hosts of next_hop.domains by preference (names resolved
  * asynchronously, each address tried in turn); reflect mode has a single
  * hop: the connecting MTA's own address at resubmit_port.
  */
@@ -27,6 +28,16 @@ struct nexthop_iter *nexthop_iter_new(const struct config *, const char *sid,
 enum nexthop_status nexthop_iter_next(struct nexthop_iter *,
 	    struct sockaddr_storage *, socklen_t *, char *label, size_t labelsz,
 	    char *name, size_t namesz);
+/* Once the walk has ended: why no hop took the message. */
+enum nexthop_outcome {
+	NEXTHOP_UNREACHABLE,	/* hops were found, none accepted: 4xx */
+	NEXTHOP_DNS_TEMPFAIL,	/* a lookup failed for now: 4xx, never 5xx */
+	NEXTHOP_NO_MAIL		/* every domain has a null MX (RFC 7505): 5xx */
+};
+enum nexthop_outcome nexthop_iter_outcome(const struct nexthop_iter *);
+/* Forget cached MX answers (tests; a reload keeps them). */
+void		 nexthop_cache_clear(void);
+
 /* The last failure to resolve, for the log and the reply ("" if none). */
 const char	*nexthop_iter_error(const struct nexthop_iter *);
 void		 nexthop_iter_free(struct nexthop_iter *);

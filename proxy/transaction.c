@@ -210,6 +210,40 @@ txn_wake(void *arg)
 	txn_try_next(arg);
 }
 
+/* The walk ended without a hop: say why, never 5xx for a transient fault. */
+static void
+txn_no_hop(struct txn *t)
+{
+	enum nexthop_outcome o = nexthop_iter_outcome(t->hops);
+	const char *err = nexthop_iter_error(t->hops);
+	char q[NETADDR_HOST_MAX * 2 + 80];
+
+	log_msg(LOG_WARN, t->sid, "nexthop-none", "reason=%s%s%s",
+	    o == NEXTHOP_NO_MAIL ? "null_mx" : o == NEXTHOP_DNS_TEMPFAIL ?
+	    "dns_tempfail" : t->tls_failed ? "tls" : "unreachable",
+	    err[0] ? " detail=" : "",
+	    err[0] ? log_quote(q, sizeof(q), err, strlen(err)) : "");
+	nexthop_iter_free(t->hops);
+	t->hops = NULL;
+	switch (o) {
+	case NEXTHOP_NO_MAIL:
+		txn_reply(t, 556, "5.1.10",
+		    "Next hop domain does not accept mail (null MX)");
+		return;
+	case NEXTHOP_DNS_TEMPFAIL:
+		txn_reply(t, 451, "4.4.3",
+		    "Temporary DNS failure finding the next hop, try again later");
+		return;
+	case NEXTHOP_UNREACHABLE:
+		break;
+	}
+	if (t->tls_failed)
+		txn_reply(t, 454, "4.7.0",
+		    "TLS with the next hop not available, try again later");
+	else
+		txn_reply(t, 451, "4.4.1", "No next hop available, try again later");
+}
+
 /* Walk the next-hop list until one connection attempt is under way. */
 static void
 txn_try_next(struct txn *t)
@@ -226,18 +260,7 @@ txn_try_next(struct txn *t)
 		case NEXTHOP_PENDING:
 			return;
 		case NEXTHOP_END:
-			log_msg(LOG_WARN, t->sid, "nexthop-none",
-			    "reason=\"all next hops failed\"%s%s",
-			    nexthop_iter_error(t->hops)[0] ? " dns=" : "",
-			    nexthop_iter_error(t->hops));
-			nexthop_iter_free(t->hops);
-			t->hops = NULL;
-			if (t->tls_failed)
-				txn_reply(t, 454, "4.7.0", "TLS with the next "
-				    "hop not available, try again later");
-			else
-				txn_reply(t, 451, "4.4.1",
-				    "No next hop available, try again later");
+			txn_no_hop(t);
 			return;
 		case NEXTHOP_ADDR:
 			break;
