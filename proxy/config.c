@@ -51,6 +51,7 @@ enum config_line {
 	LINE_TLS_CERT,
 	LINE_TLS_KEY,
 	LINE_TLS_TRUST,
+	LINE_PROXYPROTO,
 	LINE__COUNT
 };
 
@@ -186,9 +187,16 @@ static const struct config_key config_tls_keys[] = {
 	{ NULL, NULL, 0, 0, 0, LINE_NONE, NULL }
 };
 
+static const struct config_key config_proxyproto_keys[] = {
+	{ "enabled",	config_bool,	   OFF(proxy_protocol.enabled), 0, 0, LINE_NONE, NULL },
+	{ "trusted",	config_list_cidrs, OFF(proxy_protocol.trusted), 0, 0, LINE_NONE, NULL },
+	{ NULL, NULL, 0, 0, 0, LINE_NONE, NULL }
+};
+
 static const struct config_key config_top_keys[] = {
 	{ "listen",		config_string_listen,	0, 0, 0, LINE_NONE, NULL },
-	{ "allow_clients",	config_list_cidrs,	0, 0, 0, LINE_NONE, NULL },
+	{ "allow_clients",	config_list_cidrs,	OFF(allow_clients), 0, 0, LINE_NONE, NULL },
+	{ "proxy_protocol",	config_section,		0, 0, 0, LINE_PROXYPROTO, config_proxyproto_keys },
 	{ "dns_servers",	config_list_dns,	0, 0, 0, LINE_NONE, NULL },
 	{ "user",		config_string_account,	OFF(user), 0, 0, LINE_NONE, NULL },
 	{ "group",		config_string_account,	OFF(group), 0, 1, LINE_NONE, NULL },
@@ -224,6 +232,7 @@ static const struct {
 	{ "notify",	config_notify_keys },
 	{ "policy_limits", config_policy_limits_keys },
 	{ "tls",	config_tls_keys },
+	{ "proxy_protocol", config_proxyproto_keys },
 };
 
 /* config_walk() keeps one "seen" slot per key (plus the NULL end). */
@@ -234,6 +243,7 @@ _Static_assert(NKEYS(config_limits_keys) <= CONFIG_KEYS_MAX, "limits");
 _Static_assert(NKEYS(config_timeouts_keys) <= CONFIG_KEYS_MAX, "timeouts");
 _Static_assert(NKEYS(config_notify_keys) <= CONFIG_KEYS_MAX, "notify");
 _Static_assert(NKEYS(config_tls_keys) <= CONFIG_KEYS_MAX, "tls");
+_Static_assert(NKEYS(config_proxyproto_keys) <= CONFIG_KEYS_MAX, "proxy_protocol");
 _Static_assert(NKEYS(config_policy_limits_keys) <= CONFIG_KEYS_MAX, "policy_limits");
 
 static void
@@ -1247,25 +1257,23 @@ static void
 config_list_cidrs(struct config_ctx *ctx, const struct config_key *k,
     const char *keypath, yaml_node_t *v)
 {
-	struct config *cf = ctx->cf;
+	struct config_cidrs *c = (struct config_cidrs *)(void *)
+	    ((char *)ctx->cf + k->off);
 	yaml_node_item_t *items;
 	const char *s, *why;
 	char q[QBUF];
 	size_t i, n, len;
 
 	items = config_list(ctx, keypath, v, &n);
-	for (i = 0; i < cf->ndns_servers; i++)
-		free(cf->dns_servers[i]);
-	free(cf->dns_servers);
-	free(cf->allow_clients);
-	cf->allow_clients = NULL;
-	cf->nallow_clients = 0;
+	free(c->v);
+	c->v = NULL;
+	c->n = 0;
 	if (n == 0) {
 		config_error(ctx, config_line(v), "%s: the list is empty: no "
-		    "client could connect", keypath);
+		    "address would match", keypath);
 		return;
 	}
-	if ((cf->allow_clients = calloc(n, sizeof(*cf->allow_clients))) == NULL)
+	if ((c->v = calloc(n, sizeof(*c->v))) == NULL)
 		log_fatal("calloc: %s", strerror(errno));
 	for (i = 0; i < n; i++) {
 		yaml_node_t *item = yaml_document_get_node(ctx->doc, items[i]);
@@ -1274,14 +1282,22 @@ config_list_cidrs(struct config_ctx *ctx, const struct config_key *k,
 		snprintf(path, sizeof(path), "%s[%zu]", keypath, i);
 		if ((s = config_scalar(ctx, path, item, &len)) == NULL)
 			continue;
-		if (netaddr_parse_cidr(s, &cf->allow_clients[cf->nallow_clients],
-		    &why) == -1) {
+		if (netaddr_parse_cidr(s, &c->v[c->n], &why) == -1) {
 			config_error(ctx, config_line(item), "%s: %s: %s", path,
 			    config_quote(q, sizeof(q), s, len), why);
 			continue;
 		}
-		cf->nallow_clients++;
+		c->n++;
 	}
+}
+
+int
+config_cidrs_match(const struct config_cidrs *c, const struct sockaddr *sa)
+{
+	for (size_t i = 0; i < c->n; i++)
+		if (netaddr_cidr_match(&c->v[i], sa))
+			return 1;
+	return 0;
 }
 
 static void
@@ -1412,6 +1428,9 @@ config_check(struct config_ctx *ctx)
 	for (i = 0; i < cf->nhosts; i++)
 		if (cf->hosts[i].port == 0)
 			cf->hosts[i].port = cf->resubmit_port;
+	if (cf->proxy_protocol.enabled && cf->proxy_protocol.trusted.n == 0)
+		config_error(ctx, ctx->lines[LINE_PROXYPROTO], "proxy_protocol: "
+		    "enabled needs trusted, the balancers' addresses");
 	if (ctx->nerrors == 0)
 		config_tls(ctx);
 }
@@ -1583,11 +1602,11 @@ config_defaults(void)
 	cf->timeouts.data_done = 300;
 	cf->timeouts.shutdown = 30;
 	/* A fresh install is never an open relay: loopback only. */
-	if ((cf->allow_clients = calloc(2, sizeof(*cf->allow_clients))) == NULL)
+	if ((cf->allow_clients.v = calloc(2, sizeof(*cf->allow_clients.v))) == NULL)
 		log_fatal("calloc: %s", strerror(errno));
-	netaddr_parse_cidr("127.0.0.0/8", &cf->allow_clients[0], &why);
-	netaddr_parse_cidr("::1", &cf->allow_clients[1], &why);
-	cf->nallow_clients = 2;
+	netaddr_parse_cidr("127.0.0.0/8", &cf->allow_clients.v[0], &why);
+	netaddr_parse_cidr("::1", &cf->allow_clients.v[1], &why);
+	cf->allow_clients.n = 2;
 	cf->policy_limits.instructions = 50000000;
 	cf->policy_limits.memory = 256 * 1024 * 1024;
 	cf->notify.retries = 3;
@@ -1666,7 +1685,8 @@ config_unref(struct config *cf)
 	for (i = 0; i < cf->ndns_servers; i++)
 		free(cf->dns_servers[i]);
 	free(cf->dns_servers);
-	free(cf->allow_clients);
+	free(cf->allow_clients.v);
+	free(cf->proxy_protocol.trusted.v);
 	free(cf->tls.cert_file);
 	free(cf->tls.key_file);
 	free(cf->tls.passphrase_file);

@@ -20,6 +20,14 @@ enum config_tls_outbound { TLS_OUT_FOLLOW = 0, TLS_OUT_ALWAYS, TLS_OUT_NEVER };
 
 struct ssl_ctx_st;
 
+struct config_cidrs {
+	struct netaddr_cidr	*v;
+	size_t			 n;
+};
+
+/* Is the address in one of the blocks? */
+int	config_cidrs_match(const struct config_cidrs *, const struct sockaddr *);
+
 struct config_tls {
 	char			*cert_file;		/* PEM chain; with key_file enables STARTTLS */
 	char			*key_file;
@@ -59,8 +67,11 @@ struct config {
 	struct hostport		 listen;		/* IP literal; port default 10025, 0 = ephemeral */
 	char			 user[64];		/* drop to this user after binding ("" = stay) */
 	char			 group[64];		/* and group ("" = the user's) */
-	struct netaddr_cidr	*allow_clients;		/* who may connect; default loopback */
-	size_t			 nallow_clients;
+	struct config_cidrs	 allow_clients;		/* who may connect; default loopback */
+	struct {
+		int		 enabled;		/* PROXY protocol v1/v2 on the listener */
+		struct config_cidrs trusted;		/* balancers whose header is believed */
+	} proxy_protocol;
 	enum config_mode	 mode;
 	uint16_t		 resubmit_port;		/* 10026 */
 	int			 mx_lookup;

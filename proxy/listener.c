@@ -43,12 +43,11 @@ listener_accept(struct evconnlistener *lev, evutil_socket_t fd,
 {
 	struct listener *l = arg;
 	char peer[64];
-	size_t i;
 
-	for (i = 0; i < l->cfg->nallow_clients; i++)
-		if (netaddr_cidr_match(&l->cfg->allow_clients[i], sa))
-			break;
-	if (i == l->cfg->nallow_clients) {
+	/* Behind a trusted balancer the real client is checked later. */
+	if (!(l->cfg->proxy_protocol.enabled &&
+	    config_cidrs_match(&l->cfg->proxy_protocol.trusted, sa)) &&
+	    !config_cidrs_match(&l->cfg->allow_clients, sa)) {
 		log_msg(LOG_WARN, NULL, "refused", "client=%s reason=not_allowed",
 		    netaddr_str(sa, peer, sizeof(peer)));
 		listener_say(fd, "554 5.7.1 Access denied");

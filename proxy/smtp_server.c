@@ -29,6 +29,7 @@
 #include "config.h"
 #include "log.h"
 #include "netaddr.h"
+#include "proxyproto.h"
 #include "smtp_addr.h"
 #include "smtp_cmd.h"
 #include "smtp_data.h"
@@ -37,6 +38,7 @@
 #include "transaction.h"
 
 enum smtp_server_state {
+	SRV_PROXY,		/* waiting for a balancer's PROXY header */
 	SRV_CONNECTED,		/* greeted, no HELO/EHLO yet */
 	SRV_HELO,		/* between transactions */
 	SRV_MAIL,		/* MAIL accepted */
@@ -46,7 +48,7 @@ enum smtp_server_state {
 };
 
 static const char *const smtp_server_states[] = {
-	"connected", "helo", "mail", "rcpt", "body", "closing"
+	"proxy", "connected", "helo", "mail", "rcpt", "body", "closing"
 };
 
 /* What a busy session is waiting for. */
@@ -258,6 +260,72 @@ smtp_server_free(struct smtp_session *s)
 		smtp_close_hook();
 }
 
+/* The client is known: pair it with a transaction and greet it. */
+static void
+smtp_server_open(struct smtp_session *s)
+{
+	s->txn = txn_new(s->base, s->cfg, s->dns, s->sid,
+	    (struct sockaddr *)&s->peer, smtp_server_txn_reply, s);
+	if (s->txn == NULL) {
+		smtp_server_reply(s, 421, "4.3.0", "%s Out of memory, try again "
+		    "later", s->cfg->helo_name);
+		smtp_server_close(s, "nomem");
+		return;
+	}
+	smtp_server_reply(s, 220, NULL, "%s ESMTP mailprevent",
+	    s->cfg->helo_name);
+	smtp_server_arm(s, s->cfg->timeouts.command);
+}
+
+/* The PROXY header: decided on what has arrived, bounded by its limits. */
+static void
+smtp_server_proxyhdr(struct smtp_session *s)
+{
+	struct evbuffer *in = bufferevent_get_input(s->bev);
+	struct proxyproto_result r;
+	size_t len = evbuffer_get_length(in);
+	const unsigned char *p;
+	const char *err;
+	char was[64];
+
+	if (len > PROXYPROTO_V2_MAX)
+		len = PROXYPROTO_V2_MAX;
+	if ((p = evbuffer_pullup(in, (ev_ssize_t)len)) == NULL && len > 0) {
+		smtp_server_close(s, "nomem");
+		return;
+	}
+	switch (proxyproto_parse(p, len, &r, &err)) {
+	case PROXYPROTO_MORE:
+		return;
+	case PROXYPROTO_ERROR:
+		log_msg(LOG_WARN, s->sid, "proxy-protocol", "balancer=%s "
+		    "error=\"%s\"", s->peerstr, err);
+		smtp_server_close(s, "proxy_protocol");
+		return;
+	case PROXYPROTO_DONE:
+		break;
+	}
+	evbuffer_drain(in, r.used);
+	if (!r.local) {
+		snprintf(was, sizeof(was), "%s", s->peerstr);
+		memcpy(&s->peer, &r.src, sizeof(s->peer));
+		netaddr_str((struct sockaddr *)&s->peer, s->peerstr,
+		    sizeof(s->peerstr));
+		log_msg(LOG_INFO, s->sid, "proxy-protocol", "balancer=%s "
+		    "client=%s", was, s->peerstr);
+	}
+	if (!config_cidrs_match(&s->cfg->allow_clients,
+	    (struct sockaddr *)&s->peer)) {
+		log_msg(LOG_WARN, s->sid, "refused", "client=%s "
+		    "reason=not_allowed", s->peerstr);
+		smtp_server_reply(s, 554, "5.7.1", "Access denied");
+		smtp_server_close(s, "not_allowed");
+		return;
+	}
+	smtp_server_enter_state(s, SRV_CONNECTED);
+	smtp_server_open(s);
+}
+
 int
 smtp_server_start(struct event_base *base, struct config *cfg,
     struct dns *dns, evutil_socket_t fd, const struct sockaddr *sa,
@@ -286,9 +354,7 @@ smtp_server_start(struct event_base *base, struct config *cfg,
 	s->bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
 	s->timer = evtimer_new(base, smtp_server_timeout, s);
 	s->resume = event_new(base, -1, 0, smtp_server_resume, s);
-	s->txn = txn_new(base, cfg, dns, s->sid, sa, smtp_server_txn_reply, s);
-	if (s->bev == NULL || s->timer == NULL || s->resume == NULL ||
-	    s->txn == NULL) {
+	if (s->bev == NULL || s->timer == NULL || s->resume == NULL) {
 		if (s->bev)
 			bufferevent_free(s->bev);
 		else
@@ -297,21 +363,26 @@ smtp_server_start(struct event_base *base, struct config *cfg,
 			event_free(s->timer);
 		if (s->resume)
 			event_free(s->resume);
-		txn_free(s->txn);
 		config_unref(s->cfg);
 		free(s);
 		return -1;
 	}
 	TAILQ_INSERT_TAIL(&smtp_sessions, s, entry);
 	smtp_nsessions++;
-	s->state = SRV_CONNECTED;
 	bufferevent_setcb(s->bev, smtp_server_readcb, smtp_server_writecb,
 	    smtp_server_eventcb, s);
 	bufferevent_setwatermark(s->bev, EV_READ, 0, SRV_INPUT_MAX);
 	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
 	log_msg(LOG_INFO, s->sid, "connect", "client=%s", s->peerstr);
-	smtp_server_reply(s, 220, NULL, "%s ESMTP mailprevent", cfg->helo_name);
-	smtp_server_arm(s, cfg->timeouts.command);
+	/* A trusted balancer speaks first: who the client really is. */
+	if (cfg->proxy_protocol.enabled &&
+	    config_cidrs_match(&cfg->proxy_protocol.trusted, sa)) {
+		s->state = SRV_PROXY;
+		smtp_server_arm(s, cfg->timeouts.command);
+		return 0;
+	}
+	s->state = SRV_CONNECTED;
+	smtp_server_open(s);
 	return 0;
 }
 
@@ -754,6 +825,12 @@ smtp_server_process(struct smtp_session *s)
 			    s->cfg->helo_name);
 			smtp_server_close(s, "errors");
 			return;
+		}
+		if (s->state == SRV_PROXY) {
+			smtp_server_proxyhdr(s);
+			if (s->state == SRV_PROXY)
+				return;
+			continue;
 		}
 		if (s->state == SRV_BODY) {
 			if (!smtp_server_body(s))

@@ -849,7 +849,10 @@ static const struct bad_case {
 	    "3: allow_clients[2]: \"host\": not an IP address\n" },
 	{ "allow_clients empty",
 	    HOSTS "allow_clients: []\n",
-	    "3: allow_clients: the list is empty: no client could connect\n" },
+	    "3: allow_clients: the list is empty: no address would match\n" },
+	{ "proxy_protocol without trusted balancers",
+	    HOSTS "proxy_protocol:\n  enabled: true\n",
+	    "3: proxy_protocol: enabled needs trusted, the balancers' addresses\n" },
 	/* detection keys */
 	{ "notify sender that is not a mailbox",
 	    HOSTS "notify:\n  sender: \"not a mailbox\"\n",
