@@ -1,6 +1,7 @@
 /*
- * mta-sim entry point: pick the role named by the first argument. Roles
- * share nothing but common/ and sim.c, so each can grow on its own.
+ * mta-sim entry point: pick the subcommand named by the first argument.
+ * The roles themselves are objects on an event loop (roles.h); sink and
+ * send are their command lines, run drives them from Lua scenarios.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -8,6 +9,7 @@
 
 #include "log.h"
 #include "sim.h"
+#include "runner.h"
 
 static const struct sim_role {
 	const char	*name;
@@ -15,6 +17,7 @@ static const struct sim_role {
 	void		(*usage)(FILE *);
 	const char	*summary;
 } sim_roles[] = {
+	{ "run", runner_main, runner_usage, "run Lua scenarios" },
 	{ "sink", sink_main, sink_usage,
 	    "SMTP server that records every byte, message and event" },
 	{ "send", sender_main, sender_usage,

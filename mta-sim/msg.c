@@ -189,13 +189,14 @@ msg_unfold(const char *v, size_t len, char *dst, size_t dstsz)
 {
 	size_t i, n = 0;
 
-	while (len > 0 && (*v == ' ' || *v == '\t')) {
-		v++;
-		len--;
+	for (i = 0; i < len && n + 1 < dstsz; i++) {
+		if (v[i] == '\r' || v[i] == '\n')
+			continue;
+		/* Leading white space, folded or not, is not the value. */
+		if (n == 0 && (v[i] == ' ' || v[i] == '\t'))
+			continue;
+		dst[n++] = v[i];
 	}
-	for (i = 0; i < len && n + 1 < dstsz; i++)
-		if (v[i] != '\r' && v[i] != '\n')
-			dst[n++] = v[i];
 	while (n > 0 && (dst[n - 1] == ' ' || dst[n - 1] == '\t'))
 		n--;
 	if (dstsz > 0)

@@ -1246,7 +1246,8 @@ sink_read_cb(struct bufferevent *bev, void *arg)
 
 	while ((n = evbuffer_remove(in, chunk, sizeof(chunk))) > 0) {
 		/* On disk before anything we might answer to it. */
-		if (sim_write_all(s->wire_fd, chunk, (size_t)n) == -1)
+		if (s->wire_fd != -1 &&
+		    sim_write_all(s->wire_fd, chunk, (size_t)n) == -1)
 			log_msg(LOG_ERR, s->sid, "wire", "errno=%d", errno);
 		if (s->hung || s->state == SINK_CLOSING)
 			continue;
@@ -1621,16 +1622,21 @@ sink_opt_size(const char *s, uint64_t *out)
 	return 0;
 }
 
-/* Grow a NULL-free list of option values. */
+/* Repeatable options: their values, in order. */
+struct sink_list {
+	const char	**v;
+	size_t		  n;
+};
+
 static void
-sink_opt_push(const char ***v, size_t *n, const char *s)
+sink_opt_push(struct sink_list *l, const char *s)
 {
 	const char **nv;
 
-	if ((nv = reallocarray(*v, *n + 1, sizeof(*nv))) == NULL)
+	if ((nv = reallocarray(l->v, l->n + 1, sizeof(*nv))) == NULL)
 		log_fatal("out of memory");
-	nv[(*n)++] = s;
-	*v = nv;
+	nv[l->n++] = s;
+	l->v = nv;
 }
 
 /*
@@ -1639,7 +1645,8 @@ sink_opt_push(const char ***v, size_t *n, const char *s)
  * with the option named, not a failure to start.
  */
 static int
-sink_options(struct sim_sink_opts *o, int argc, char **argv)
+sink_options(struct sim_sink_opts *o, struct sink_list *rules,
+    struct sink_list *no_ext, int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "listen", required_argument, NULL, 'l' },
@@ -1680,8 +1687,7 @@ sink_options(struct sim_sink_opts *o, int argc, char **argv)
 				    optarg, err);
 				return -1;
 			}
-			sink_opt_push((const char ***)&o->rules, &o->nrules,
-			    optarg);
+			sink_opt_push(rules, optarg);
 			break;
 		case 'x':
 			probe.ext = ~0u;
@@ -1690,8 +1696,7 @@ sink_options(struct sim_sink_opts *o, int argc, char **argv)
 				    "extension '%s'\n", optarg);
 				return -1;
 			}
-			sink_opt_push((const char ***)&o->no_ext, &o->nno_ext,
-			    optarg);
+			sink_opt_push(no_ext, optarg);
 			break;
 		case 'E':
 			o->no_ehlo = 1;
@@ -1714,6 +1719,10 @@ sink_options(struct sim_sink_opts *o, int argc, char **argv)
 			return -1;
 		}
 	}
+	o->rules = rules->v;
+	o->nrules = rules->n;
+	o->no_ext = no_ext->v;
+	o->nno_ext = no_ext->n;
 	if (optind != argc || o->dir == NULL) {
 		fprintf(stderr, "mta-sim sink: %s\n", o->dir == NULL ?
 		    "--dir is required" : "unexpected argument");
@@ -1742,6 +1751,7 @@ int
 sink_main(int argc, char **argv)
 {
 	struct sim_sink_opts o;
+	struct sink_list rules = { NULL, 0 }, no_ext = { NULL, 0 };
 	struct sim_sink *sk;
 	struct event_base *base;
 	struct event *sigterm, *sigint;
@@ -1753,17 +1763,17 @@ sink_main(int argc, char **argv)
 	o.hostname = SINK_HOSTNAME;
 	/* Files are the record here: a long run must not grow in memory. */
 	o.no_keep = 1;
-	if ((r = sink_options(&o, argc, argv)) != 0) {
-		free((void *)o.rules);
-		free((void *)o.no_ext);
+	if ((r = sink_options(&o, &rules, &no_ext, argc, argv)) != 0) {
+		free(rules.v);
+		free(no_ext.v);
 		return r == 1 ? 0 : SIM_EXIT_USAGE;
 	}
 
 	if ((base = event_base_new()) == NULL)
 		log_fatal("event_base_new failed");
 	sk = sim_sink_new(base, &o, err, sizeof(err));
-	free((void *)o.rules);
-	free((void *)o.no_ext);
+	free(rules.v);
+	free(no_ext.v);
 	if (sk == NULL) {
 		fprintf(stderr, "mta-sim sink: %s\n", err);
 		event_base_free(base);

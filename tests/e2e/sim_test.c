@@ -674,6 +674,19 @@ START_TEST(test_usage)
 	run_spawn(&r, (char *[]){ sim, "sink", "--dir", h_tmpdir("bad"),
 	    "--rule", "mail=explode", NULL });
 	H_CHECK(run_finish(&r) == 2, "a bad rule was accepted");
+	run_spawn(&r, (char *[]){ sim, "sink", "--dir", h_tmpdir("bad"),
+	    "--no-ext", "TURBO", NULL });
+	H_CHECK(run_finish(&r) == 2, "an unknown extension was accepted");
+	run_spawn(&r, (char *[]){ sim, "sink", "--dir", h_tmpdir("bad"),
+	    "--greeting", "99 hello", NULL });
+	H_CHECK(run_finish(&r) == 2, "a bad greeting was accepted");
+	/* A mistake in the environment, not in the command line: status 1. */
+	run_spawn(&r, (char *[]){ sim, "sink", "--dir", h_tmpdir("bad"),
+	    "--listen", h_strf("127.0.0.1:%d", sink_start(NULL,
+	    (char *)NULL)->port), NULL });
+	H_CHECK(run_finish(&r) == 1, "listening on a port in use");
+	H_CHECK(strstr(r.out[1].data, "cannot listen on") != NULL, "%s",
+	    r.out[1].data);
 	run_spawn(&r, (char *[]){ sim, "nosuchrole", NULL });
 	H_CHECK(run_finish(&r) == 2, "an unknown role was accepted");
 }

@@ -1,0 +1,1285 @@
+/*
+ * lua_proxy: t:proxy{}, a real bin/mailprevent started by the scenario.
+ *
+ * The runner writes the proxy's YAML configuration into the scenario's
+ * temp directory (listen and source_address on the proxy's own loopback
+ * address, port 0 the first time, an incident log of its own) and starts
+ * `$MP_BINDIR/mailprevent -c FILE` through proc.c. The proxy is up when
+ * its log says event=listening; the port it got is read from that line
+ * and kept, so p:start() after p:stop() or p:kill() comes back on the same
+ * address, as a restarted server would.
+ *
+ * Every line the proxy writes is kept (and copied to NAME.log in the temp
+ * directory). An exit nobody asked for is a failure of the scenario, and
+ * so is an exit status other than 0 at teardown (a sanitizer report, say).
+ */
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <lauxlib.h>
+
+#include "buf.h"
+#include "lua_sim.h"
+#include "proc.h"
+#include "runner.h"
+
+#define LUA_PROXY_MT		"sim.proxy"
+#define LUA_PROXY_PASS		"X-Filter-Loop: Reflected"
+#define LUA_PROXY_START_WAIT	15.0	/* seconds for event=listening */
+#define LUA_PROXY_STOP_WAIT	10.0
+#define LUA_PROXY_TAIL		40	/* log lines shown with a failure */
+#define LUA_PROXY_LINES_MAX	200000
+
+enum lua_proxy_state {
+	PROXY_STOPPED,
+	PROXY_STARTING,		/* started, no event=listening yet */
+	PROXY_RUNNING,
+	PROXY_STOPPING		/* we sent a signal and expect it to exit */
+};
+
+struct lua_proxy {
+	unsigned long		 gen;
+	enum lua_proxy_state	 state;
+	struct proc		*proc;
+	int			 teardown;
+	int			 exited;	/* since the last start */
+	int			 status;
+	char			 name[64];
+	char			 ip[64];
+	int			 port;		/* 0 until the first event=listening */
+	char			 addr[96];
+	char			 config[PATH_MAX];
+	char			 incidents[PATH_MAX];
+	char			 logpath[PATH_MAX];
+	FILE			*log;
+	char		       **lines;
+	size_t			 nlines, cap;
+	size_t			 cursor;	/* wait_log looks from here */
+	size_t			 start_line;	/* first line of this run */
+	long			 pid;
+};
+
+static const char *const lua_proxy_states[] = {
+	"stopped", "starting", "running", "stopping"
+};
+
+static struct lua_proxy *
+lua_proxy_check(lua_State *L, int idx)
+{
+	struct lua_proxy *p = luaL_checkudata(L, idx, LUA_PROXY_MT);
+
+	runner_check_gen(L, p->gen, "this proxy");
+	return p;
+}
+
+/* "exit status 1", "killed by SIGKILL" */
+static void
+lua_proxy_strstatus(int status, char *dst, size_t dstsz)
+{
+	if (WIFEXITED(status))
+		snprintf(dst, dstsz, "exit status %d", WEXITSTATUS(status));
+	else if (WIFSIGNALED(status))
+		snprintf(dst, dstsz, "killed by %s", strsignal(WTERMSIG(status)));
+	else
+		snprintf(dst, dstsz, "status 0x%x", (unsigned)status);
+}
+
+/* The last n lines (from line `from` on), as one text. */
+static char *
+lua_proxy_tail(const struct lua_proxy *p, size_t n, size_t from)
+{
+	struct buf b = BUF_INIT;
+	size_t i = p->nlines > n ? p->nlines - n : 0;
+
+	if (i < from)
+		i = from;
+	for (; i < p->nlines; i++)
+		buf_appendf(&b, "%s\n", p->lines[i]);
+	if (b.len == 0)
+		buf_appends(&b, "(no output)");
+	return buf_cstr(&b);
+}
+
+static void
+lua_proxy_attach_tail(const struct lua_proxy *p)
+{
+	char title[128], *tail = lua_proxy_tail(p, LUA_PROXY_TAIL, 0);
+
+	snprintf(title, sizeof(title), "proxy %s: last log lines", p->name);
+	runner_attach(title, tail);
+	free(tail);
+}
+
+static void
+lua_proxy_line(void *arg, enum proc_stream which, const char *line, size_t len)
+{
+	struct lua_proxy *p = arg;
+	const char *a, *e;
+	char **v, *copy;
+
+	if (p->log != NULL) {
+		fwrite(line, 1, len, p->log);
+		fputc('\n', p->log);
+	}
+	if (runner_verbose())
+		fprintf(stderr, "[%s] %.*s\n", p->name, (int)len, line);
+	if (p->nlines >= LUA_PROXY_LINES_MAX)
+		return;
+	if (p->nlines == p->cap) {
+		size_t cap = p->cap ? p->cap * 2 : 64;
+
+		if ((v = realloc(p->lines, cap * sizeof(*v))) == NULL)
+			return;
+		p->lines = v;
+		p->cap = cap;
+	}
+	if ((copy = strndup(line, len)) == NULL)
+		return;
+	p->lines[p->nlines++] = copy;
+
+	if (p->state == PROXY_STARTING && strstr(copy, " event=listening ") &&
+	    (a = strstr(copy, " addr=")) != NULL) {
+		a += 6;
+		e = a + strcspn(a, " ");
+		if ((size_t)(e - a) < sizeof(p->addr)) {
+			memcpy(p->addr, a, (size_t)(e - a));
+			p->addr[e - a] = '\0';
+			if ((a = strrchr(p->addr, ':')) != NULL)
+				p->port = atoi(a + 1);
+		}
+		p->state = PROXY_RUNNING;
+	}
+	runner_poke();
+}
+
+static void
+lua_proxy_exit(void *arg, int status)
+{
+	struct lua_proxy *p = arg;
+	char how[64];
+
+	p->proc = NULL;
+	p->exited = 1;
+	p->status = status;
+	p->pid = 0;
+	lua_proxy_strstatus(status, how, sizeof(how));
+	if (p->state == PROXY_STARTING) {
+		/* The wait for event=listening reports it. */
+	} else if (p->state != PROXY_STOPPING) {
+		runner_fail("proxy %s exited unexpectedly (%s)", p->name, how);
+		lua_proxy_attach_tail(p);
+	} else if (p->teardown && !(WIFEXITED(status) &&
+	    WEXITSTATUS(status) == 0) && !(WIFSIGNALED(status) &&
+	    (WTERMSIG(status) == SIGKILL || WTERMSIG(status) == SIGTERM))) {
+		runner_fail("proxy %s ended with %s at teardown", p->name, how);
+		lua_proxy_attach_tail(p);
+	}
+	p->state = PROXY_STOPPED;
+	if (p->log != NULL)
+		fflush(p->log);
+	runner_poke();
+}
+
+/* ---- configuration ------------------------------------------------------- */
+
+static void
+lua_proxy_yaml_str(struct buf *b, const char *s, size_t len)
+{
+	size_t i;
+
+	buf_appends(b, "\"");
+	for (i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (c == '"' || c == '\\')
+			buf_appendf(b, "\\%c", c);
+		else if (c < 0x20 || c == 0x7f)
+			buf_appendf(b, "\\x%02x", c);	/* the proxy refuses it */
+		else
+			buf_append(b, &s[i], 1);
+	}
+	buf_appends(b, "\"");
+}
+
+static int
+lua_proxy_is_list(lua_State *L, int idx)
+{
+	size_t n, k = 0;
+
+	idx = lua_absindex(L, idx);
+	n = lua_rawlen(L, idx);
+	lua_pushnil(L);
+	while (lua_next(L, idx) != 0) {
+		lua_pop(L, 1);
+		k++;
+		if (!lua_isinteger(L, -1)) {
+			lua_pop(L, 1);
+			return 0;
+		}
+	}
+	return k == n;
+}
+
+static void lua_proxy_yaml(lua_State *, int, struct buf *, int);
+
+static void
+lua_proxy_yaml_scalar(lua_State *L, int idx, struct buf *b)
+{
+	const char *s;
+	size_t len;
+
+	switch (lua_type(L, idx)) {
+	case LUA_TBOOLEAN:
+		buf_appends(b, lua_toboolean(L, idx) ? "true" : "false");
+		break;
+	case LUA_TNUMBER:
+		if (lua_isinteger(L, idx))
+			buf_appendf(b, "%lld", (long long)lua_tointeger(L, idx));
+		else
+			buf_appendf(b, "%.17g", lua_tonumber(L, idx));
+		break;
+	case LUA_TSTRING:
+		s = lua_tolstring(L, idx, &len);
+		lua_proxy_yaml_str(b, s, len);
+		break;
+	default:
+		/* An object where an address belongs: its address. */
+		if ((s = lua_sim_addr_or_null(L, idx)) != NULL) {
+			lua_proxy_yaml_str(b, s, strlen(s));
+			break;
+		}
+		luaL_error(L, "t:proxy: cannot write a %s into the configuration",
+		    luaL_typename(L, idx));
+	}
+}
+
+/* A value that is a table of its own (not an object standing for an address). */
+static int
+lua_proxy_is_nested(lua_State *L, int idx)
+{
+	return lua_type(L, idx) == LUA_TTABLE &&
+	    lua_sim_addr_or_null(L, idx) == NULL;
+}
+
+/* The mapping or list at idx, at this indentation. */
+static void
+lua_proxy_yaml(lua_State *L, int idx, struct buf *b, int indent)
+{
+	size_t i, n;
+
+	idx = lua_absindex(L, idx);
+	luaL_checkstack(L, 8, "yaml");
+	if (indent > 40)
+		luaL_error(L, "t:proxy: configuration nested too deeply");
+	if (lua_proxy_is_list(L, idx)) {
+		n = lua_rawlen(L, idx);
+		for (i = 1; i <= n; i++) {
+			lua_rawgeti(L, idx, (lua_Integer)i);
+			buf_appendf(b, "%*s- ", indent, "");
+			if (lua_proxy_is_nested(L, -1)) {
+				buf_appends(b, "\n");
+				lua_proxy_yaml(L, -1, b, indent + 2);
+			} else {
+				lua_proxy_yaml_scalar(L, -1, b);
+				buf_appends(b, "\n");
+			}
+			lua_pop(L, 1);
+		}
+		return;
+	}
+	/* A mapping, keys sorted so the file is the same on every run. */
+	lua_newtable(L);
+	lua_pushnil(L);
+	while (lua_next(L, idx) != 0) {
+		lua_pop(L, 1);
+		if (lua_type(L, -1) != LUA_TSTRING)
+			luaL_error(L, "t:proxy: configuration keys are strings");
+		lua_pushvalue(L, -1);
+		lua_rawseti(L, -3, (lua_Integer)lua_rawlen(L, -3) + 1);
+	}
+	lua_getglobal(L, "table");
+	lua_getfield(L, -1, "sort");
+	lua_pushvalue(L, -3);
+	lua_call(L, 1, 0);
+	lua_pop(L, 1);
+	n = lua_rawlen(L, -1);
+	for (i = 1; i <= n; i++) {
+		lua_rawgeti(L, -1, (lua_Integer)i);
+		buf_appendf(b, "%*s%s:", indent, "", lua_tostring(L, -1));
+		lua_rawget(L, idx);
+		if (lua_proxy_is_nested(L, -1)) {
+			if (lua_rawlen(L, -1) == 0 && lua_proxy_is_list(L, -1))
+				buf_appends(b, " []\n");
+			else {
+				buf_appends(b, "\n");
+				lua_proxy_yaml(L, -1, b, indent + 2);
+			}
+		} else {
+			buf_appends(b, " ");
+			lua_proxy_yaml_scalar(L, -1, b);
+			buf_appends(b, "\n");
+		}
+		lua_pop(L, 1);
+	}
+	lua_pop(L, 1);
+}
+
+/* Merge the table at src into the one at dst; nested mappings merge too. */
+static void
+lua_proxy_merge(lua_State *L, int dst, int src)
+{
+	dst = lua_absindex(L, dst);
+	src = lua_absindex(L, src);
+	lua_pushnil(L);
+	while (lua_next(L, src) != 0) {
+		if (lua_proxy_is_nested(L, -1) && !lua_proxy_is_list(L, -1)) {
+			lua_pushvalue(L, -2);
+			if (lua_rawget(L, dst) == LUA_TTABLE &&
+			    !lua_proxy_is_list(L, -1)) {
+				lua_proxy_merge(L, -1, -2);
+				lua_pop(L, 2);
+				continue;
+			}
+			lua_pop(L, 1);
+		}
+		lua_pushvalue(L, -2);
+		lua_insert(L, -2);
+		lua_rawset(L, dst);
+	}
+}
+
+static void
+lua_proxy_write_file(lua_State *L, const char *path, const char *data,
+    size_t len)
+{
+	char tmp[PATH_MAX + 8];
+	FILE *fp;
+	int r;
+
+	r = snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	if (r < 0 || (size_t)r >= sizeof(tmp))
+		luaL_error(L, "path too long: %s", path);
+	if ((fp = fopen(tmp, "w")) == NULL)
+		luaL_error(L, "cannot write %s: %s", tmp, strerror(errno));
+	if (fwrite(data, 1, len, fp) != len || fclose(fp) != 0)
+		luaL_error(L, "cannot write %s", tmp);
+	/* A reload must never see half a file. */
+	if (rename(tmp, path) == -1)
+		luaL_error(L, "cannot rename %s: %s", tmp, strerror(errno));
+}
+
+/* A policy path as the proxy must see it: from the runner's directory. */
+static void
+lua_proxy_policy_path(lua_State *L, const char *path)
+{
+	char cwd[PATH_MAX];
+
+	if (path[0] == '/') {
+		lua_pushstring(L, path);
+		return;
+	}
+	if (getcwd(cwd, sizeof(cwd)) == NULL)
+		luaL_error(L, "getcwd: %s", strerror(errno));
+	lua_pushfstring(L, "%s/%s", cwd, path);
+}
+
+static const char *const lua_proxy_cfg_keys[] = { "mode", "reflect_to",
+    "next_hop", "resubmit_port", "policies", "policy_source", "pass_header",
+    "helo_name", "trial_mode", "log_level", "source_address", "extra", NULL };
+
+/*
+ * Apply the options at opts (those of lua_proxy_cfg_keys) to the config
+ * table at cfg. Policy sources are written next to the configuration.
+ */
+static void
+lua_proxy_apply(lua_State *L, struct lua_proxy *p, int cfg, int opts,
+    const char *fname)
+{
+	static const char *const strings[] = { "mode", "pass_header",
+	    "helo_name", "log_level", "source_address", NULL };
+	static unsigned nsrc;
+	const char **v, *s;
+	size_t n, i;
+	int top, t, list, has;
+
+	cfg = lua_absindex(L, cfg);
+	opts = lua_absindex(L, opts);
+	top = lua_gettop(L);
+	for (i = 0; strings[i] != NULL; i++)
+		if ((s = lua_sim_opt_string(L, opts, strings[i], NULL, fname)) !=
+		    NULL) {
+			lua_pushstring(L, s);
+			lua_setfield(L, cfg, strings[i]);
+		}
+	if (lua_getfield(L, opts, "trial_mode") != LUA_TNIL) {
+		lua_pushboolean(L, lua_sim_opt_bool(L, opts, "trial_mode", 0,
+		    fname));
+		lua_setfield(L, cfg, "trial_mode");
+	}
+	lua_settop(L, top);
+
+	if (lua_getfield(L, opts, "reflect_to") != LUA_TNIL) {
+		/* Back to that MTA: its resubmit listener, else its main one. */
+		if (lua_getfield(L, -1, "resubmit_port") != LUA_TNUMBER) {
+			lua_pop(L, 1);
+			if (lua_getfield(L, -1, "port") != LUA_TNUMBER)
+				luaL_error(L, "%s: reflect_to must be an MTA "
+				    "(or an object with a port)", fname);
+		}
+		lua_setfield(L, cfg, "resubmit_port");
+		if (lua_getfield(L, opts, "mode") == LUA_TNIL) {
+			lua_pushliteral(L, "reflect");
+			lua_setfield(L, cfg, "mode");
+		}
+	}
+	lua_settop(L, top);
+	if (lua_getfield(L, opts, "resubmit_port") != LUA_TNIL) {
+		lua_pushinteger(L, (lua_Integer)lua_sim_opt_number(L, opts,
+		    "resubmit_port", 0, 1, 65535, fname));
+		lua_setfield(L, cfg, "resubmit_port");
+	}
+	lua_settop(L, top);
+
+	if (lua_getfield(L, opts, "next_hop") != LUA_TNIL) {
+		v = lua_sim_opt_strings(L, opts, "next_hop", 1, &n, fname);
+		lua_newtable(L);		/* next_hop */
+		lua_newtable(L);		/* its hosts */
+		for (i = 0; i < n; i++) {
+			lua_pushstring(L, v[i]);
+			lua_rawseti(L, -2, (lua_Integer)i + 1);
+		}
+		lua_setfield(L, -2, "hosts");
+		lua_setfield(L, cfg, "next_hop");
+	}
+	lua_settop(L, top);
+
+	lua_getfield(L, opts, "policies");
+	lua_getfield(L, opts, "policy_source");
+	has = !lua_isnil(L, -1) || !lua_isnil(L, -2);
+	lua_settop(L, top);
+	if (has) {
+		lua_newtable(L);
+		list = lua_gettop(L);
+		v = lua_sim_opt_strings(L, opts, "policies", 0, &n, fname);
+		for (i = 0; i < n; i++) {
+			lua_proxy_policy_path(L, v[i]);
+			lua_rawseti(L, list, (lua_Integer)lua_rawlen(L, list) + 1);
+		}
+		lua_settop(L, list);
+		v = lua_sim_opt_strings(L, opts, "policy_source", 0, &n, fname);
+		for (i = 0; i < n; i++) {
+			char path[PATH_MAX];
+
+			t = snprintf(path, sizeof(path), "%s/%s-policy-%u.lua",
+			    runner_dir(), p->name, ++nsrc);
+			if (t < 0 || (size_t)t >= sizeof(path))
+				luaL_error(L, "%s: path too long", fname);
+			lua_proxy_write_file(L, path, v[i], strlen(v[i]));
+			lua_pushstring(L, path);
+			lua_rawseti(L, list, (lua_Integer)lua_rawlen(L, list) + 1);
+		}
+		lua_settop(L, list);
+		lua_setfield(L, cfg, "policies");
+	}
+	lua_settop(L, top);
+
+	if ((t = lua_getfield(L, opts, "extra")) == LUA_TTABLE)
+		lua_proxy_merge(L, cfg, -1);
+	else if (t != LUA_TNIL)
+		luaL_error(L, "%s: extra must be a table of configuration keys",
+		    fname);
+	lua_settop(L, top);
+}
+
+/* Write the config table (user value "cfg") to p->config. */
+static void
+lua_proxy_write_config(lua_State *L, struct lua_proxy *p, int obj)
+{
+	struct buf *b;
+
+	lua_getiuservalue(L, obj, 1);
+	lua_getfield(L, -1, "cfg");
+	b = lua_sim_buf(L);
+	buf_appendf(b, "# written by mta-sim run for proxy %s\n", p->name);
+	lua_proxy_yaml(L, -2, b, 0);
+	lua_proxy_write_file(L, p->config, b->data, b->len);
+	lua_pop(L, 3);
+}
+
+/* Copy what scenarios read back (helo_name, pass_header, mode) to fields. */
+static void
+lua_proxy_set_fields(lua_State *L, struct lua_proxy *p, int obj)
+{
+	static const char *const copied[] = { "helo_name", "pass_header",
+	    "mode", NULL };
+	size_t i;
+
+	obj = lua_absindex(L, obj);
+	lua_getiuservalue(L, obj, 1);
+	lua_getfield(L, -1, "cfg");
+	for (i = 0; copied[i] != NULL; i++) {
+		lua_getfield(L, -1, copied[i]);
+		lua_setfield(L, -3, copied[i]);
+	}
+	lua_pop(L, 2);
+	lua_sim_fields(L, obj, p->name, p->port > 0 ? p->addr : NULL);
+	lua_getiuservalue(L, obj, 1);
+	lua_pushstring(L, p->ip);
+	lua_setfield(L, -2, "ip");
+	lua_pushstring(L, p->config);
+	lua_setfield(L, -2, "config");
+	lua_pushstring(L, p->incidents);
+	lua_setfield(L, -2, "incident_log");
+	lua_pushstring(L, p->logpath);
+	lua_setfield(L, -2, "log_file");
+	lua_pop(L, 1);
+}
+
+/* ---- starting and stopping --------------------------------------------- */
+
+static void
+lua_proxy_spawn(lua_State *L, struct lua_proxy *p)
+{
+	char prog[PATH_MAX], err[256];
+	char *argv[4];
+	int r;
+
+	r = snprintf(prog, sizeof(prog), "%s/mailprevent", runner_bindir());
+	if (r < 0 || (size_t)r >= sizeof(prog))
+		luaL_error(L, "MP_BINDIR too long");
+	argv[0] = prog;
+	argv[1] = (char *)"-c";
+	argv[2] = p->config;
+	argv[3] = NULL;
+	p->exited = 0;
+	p->start_line = p->nlines;
+	p->state = PROXY_STARTING;
+	p->proc = proc_start(runner_base(), argv, lua_proxy_line,
+	    lua_proxy_exit, p, err, sizeof(err));
+	if (p->proc == NULL) {
+		p->state = PROXY_STOPPED;
+		luaL_error(L, "proxy %s: %s", p->name, err);
+	}
+	p->pid = (long)proc_pid(p->proc);
+}
+
+enum lua_proxy_until { UNTIL_LISTENING, UNTIL_EXITED, UNTIL_RELOADED };
+
+struct lua_proxy_wait {
+	struct lua_proxy	*p;
+	enum lua_proxy_until	 until;
+	int			 obj_ref;	/* to return the object */
+	size_t			 from;		/* UNTIL_RELOADED: lines from here */
+};
+
+static void
+lua_proxy_wait_free(void *arg)
+{
+	struct lua_proxy_wait *w = arg;
+
+	luaL_unref(runner_lua(), LUA_REGISTRYINDEX, w->obj_ref);
+	free(w);
+}
+
+static int
+lua_proxy_ready(lua_State *co, void *arg, int expired)
+{
+	struct lua_proxy_wait *w = arg;
+	struct lua_proxy *p = w->p;
+	char how[64], *tail;
+	size_t i;
+
+	switch (w->until) {
+	case UNTIL_LISTENING:
+		if (p->state == PROXY_RUNNING) {
+			lua_State *L = runner_lua();
+
+			/* Now it has a port: addr, port. */
+			lua_rawgeti(L, LUA_REGISTRYINDEX, w->obj_ref);
+			lua_sim_fields(L, -1, NULL, p->addr);
+			lua_xmove(L, co, 1);
+			return 1;
+		}
+		if (!p->exited && !expired)
+			return RUNNER_NOT_YET;
+		tail = lua_proxy_tail(p, 15, p->start_line);
+		if (p->exited) {
+			lua_proxy_strstatus(p->status, how, sizeof(how));
+			lua_pushfstring(co, "proxy %s did not start (%s):\n%s",
+			    p->name, how, tail);
+		} else
+			lua_pushfstring(co, "proxy %s did not start within the "
+			    "wait (no event=listening):\n%s", p->name, tail);
+		free(tail);
+		return RUNNER_RAISE;
+	case UNTIL_EXITED:
+		if (p->exited) {
+			lua_pushinteger(co, WIFEXITED(p->status) ?
+			    WEXITSTATUS(p->status) : 128 + WTERMSIG(p->status));
+			return 1;
+		}
+		if (!expired)
+			return RUNNER_NOT_YET;
+		lua_pushnil(co);
+		lua_pushfstring(co, "timeout: proxy %s has not exited", p->name);
+		return 2;
+	case UNTIL_RELOADED:
+		for (i = w->from; i < p->nlines; i++) {
+			const char *l = p->lines[i];
+
+			if (strstr(l, " event=reload ") == NULL)
+				continue;
+			if (strstr(l, " status=") == NULL)
+				continue;
+			lua_pushboolean(co, strstr(l, " status=ok") != NULL);
+			lua_pushstring(co, l);
+			return 2;
+		}
+		if (p->exited) {
+			lua_pushnil(co);
+			lua_pushfstring(co, "proxy %s exited during the reload",
+			    p->name);
+			return 2;
+		}
+		if (!expired)
+			return RUNNER_NOT_YET;
+		lua_pushnil(co);
+		lua_pushfstring(co, "timeout: proxy %s logged no event=reload",
+		    p->name);
+		return 2;
+	}
+	return RUNNER_NOT_YET;
+}
+
+/* Wait on the proxy at idx 1 of L. */
+static int
+lua_proxy_wait(lua_State *L, struct lua_proxy *p, enum lua_proxy_until until,
+    double seconds, size_t from)
+{
+	struct lua_proxy_wait *pw;
+	struct runner_wait w;
+	char what[160];
+
+	if ((pw = calloc(1, sizeof(*pw))) == NULL)
+		return luaL_error(L, "out of memory");
+	pw->p = p;
+	pw->until = until;
+	pw->from = from;
+	lua_pushvalue(L, 1);
+	pw->obj_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+	memset(&w, 0, sizeof(w));
+	w.ready = lua_proxy_ready;
+	w.arg = pw;
+	w.free_arg = lua_proxy_wait_free;
+	w.seconds = seconds;
+	snprintf(what, sizeof(what), "proxy %s to %s", p->name,
+	    until == UNTIL_LISTENING ? "listen" : until == UNTIL_EXITED ?
+	    "exit" : "reload");
+	w.what = what;
+	lua_settop(L, 1);
+	return runner_wait(L, &w);
+}
+
+static void
+lua_proxy_cleanup(void *arg)
+{
+	struct lua_proxy *p = arg;
+
+	p->teardown = 1;
+	if (p->proc != NULL) {
+		p->state = PROXY_STOPPING;
+		proc_signal(p->proc, SIGTERM);
+	}
+	if (runner_failed() && p->nlines > 0)
+		lua_proxy_attach_tail(p);
+}
+
+static int
+lua_proxy_gc(lua_State *L)
+{
+	struct lua_proxy *p = luaL_checkudata(L, 1, LUA_PROXY_MT);
+	size_t i;
+
+	if (p->proc != NULL) {
+		/* Not torn down (the runner is exiting): let proc.c reap it. */
+		proc_detach(p->proc);
+		proc_signal(p->proc, SIGKILL);
+		p->proc = NULL;
+	}
+	for (i = 0; i < p->nlines; i++)
+		free(p->lines[i]);
+	free(p->lines);
+	p->lines = NULL;
+	p->nlines = p->cap = 0;
+	if (p->log != NULL) {
+		fclose(p->log);
+		p->log = NULL;
+	}
+	return 0;
+}
+
+/*
+ * t:proxy{ name=, ip=, port=, mode=, reflect_to=, next_hop=, resubmit_port=,
+ *          policies=, policy_source=, pass_header=, helo_name=, trial_mode=,
+ *          log_level=, source_address=, extra=, start=, timeout= }
+ */
+int
+lua_proxy_new(lua_State *L)
+{
+	static const char *const own_keys[] = { "name", "ip", "port", "start",
+	    "timeout", NULL };
+	static unsigned long counted_gen;
+	static unsigned count;
+	struct lua_proxy *p;
+	const char *name, *ip;
+	char defname[32], helo[128];
+	size_t i, j;
+	int obj, port, r;
+
+	lua_test_arg(L);
+	if (lua_isnoneornil(L, 2))
+		lua_newtable(L), lua_replace(L, 2);
+	lua_settop(L, 2);
+	luaL_checktype(L, 2, LUA_TTABLE);
+	/* Our own keys, then the configuration ones. */
+	lua_pushnil(L);
+	while (lua_next(L, 2) != 0) {
+		lua_pop(L, 1);
+		for (i = 0; own_keys[i] != NULL; i++)
+			if (lua_type(L, -1) == LUA_TSTRING &&
+			    strcmp(lua_tostring(L, -1), own_keys[i]) == 0)
+				break;
+		for (j = 0; own_keys[i] == NULL && lua_proxy_cfg_keys[j]; j++)
+			if (lua_type(L, -1) == LUA_TSTRING &&
+			    strcmp(lua_tostring(L, -1), lua_proxy_cfg_keys[j]) == 0)
+				break;
+		if (own_keys[i] == NULL && lua_proxy_cfg_keys[j] == NULL)
+			return luaL_error(L, "t:proxy: unknown option '%s'",
+			    luaL_tolstring(L, -1, NULL));
+	}
+	if (counted_gen != runner_gen()) {
+		counted_gen = runner_gen();
+		count = 0;
+	}
+	snprintf(defname, sizeof(defname), "proxy%u", ++count);
+	name = lua_sim_opt_string(L, 2, "name", defname, "t:proxy");
+	for (i = 0; name[i] != '\0'; i++)
+		if (!((name[i] >= 'a' && name[i] <= 'z') ||
+		    (name[i] >= 'A' && name[i] <= 'Z') ||
+		    (name[i] >= '0' && name[i] <= '9') || name[i] == '-' ||
+		    name[i] == '_') || i >= 40)
+			return luaL_error(L, "t:proxy: a name is up to 40 "
+			    "letters, digits, '-' and '_'");
+	port = (int)lua_sim_opt_number(L, 2, "port", 0, 0, 65535, "t:proxy");
+
+	p = lua_newuserdatauv(L, sizeof(*p), 1);
+	memset(p, 0, sizeof(*p));
+	luaL_setmetatable(L, LUA_PROXY_MT);
+	obj = lua_gettop(L);
+	lua_newtable(L);
+	lua_setiuservalue(L, obj, 1);
+	p->gen = runner_gen();
+	p->port = port;
+	snprintf(p->name, sizeof(p->name), "%s", name);
+	if ((ip = lua_sim_opt_string(L, 2, "ip", NULL, "t:proxy")) != NULL)
+		snprintf(p->ip, sizeof(p->ip), "%s", ip);
+	else if (runner_ip(p->ip, sizeof(p->ip)) == -1)
+		return luaL_error(L, "t:proxy: out of loopback addresses");
+	snprintf(p->addr, sizeof(p->addr), "%s:%d", p->ip, port);
+	r = snprintf(p->config, sizeof(p->config), "%s/%s.yaml", runner_dir(),
+	    p->name);
+	if (r < 0 || (size_t)r >= sizeof(p->config))
+		return luaL_error(L, "t:proxy: path too long");
+	snprintf(p->incidents, sizeof(p->incidents), "%s/%s-incidents.jsonl",
+	    runner_dir(), p->name);
+	snprintf(p->logpath, sizeof(p->logpath), "%s/%s.log", runner_dir(),
+	    p->name);
+	runner_own(L, obj, lua_proxy_cleanup, p);
+	p->log = fopen(p->logpath, "a");
+
+	/* The configuration: our defaults, then the scenario's options. */
+	lua_newtable(L);
+	lua_pushfstring(L, "%s:%d", p->ip, port);
+	lua_setfield(L, -2, "listen");
+	lua_pushliteral(L, "forward");
+	lua_setfield(L, -2, "mode");
+	for (i = 0, j = 0; name[i] != '\0' && j + 1 < 41; i++)
+		helo[j++] = name[i] == '_' ? '-' : (char)(name[i] | 0x20);
+	helo[j] = '\0';
+	lua_pushfstring(L, "%s.mailprevent.test", helo);
+	lua_setfield(L, -2, "helo_name");
+	lua_pushstring(L, p->ip);
+	lua_setfield(L, -2, "source_address");
+	lua_pushliteral(L, LUA_PROXY_PASS);
+	lua_setfield(L, -2, "pass_header");
+	lua_pushstring(L, p->incidents);
+	lua_setfield(L, -2, "incident_log");
+	lua_newtable(L);
+	/* Teardown sends SIGTERM; nothing should be left to drain by then. */
+	lua_pushliteral(L, "2s");
+	lua_setfield(L, -2, "shutdown");
+	lua_setfield(L, -2, "timeouts");
+	lua_getiuservalue(L, obj, 1);
+	lua_pushvalue(L, -2);
+	lua_setfield(L, -2, "cfg");
+	lua_pop(L, 1);
+	lua_proxy_apply(L, p, -1, 2, "t:proxy");
+	lua_settop(L, obj);
+	lua_proxy_write_config(L, p, obj);
+	lua_proxy_set_fields(L, p, obj);
+
+	if (!lua_sim_opt_bool(L, 2, "start", 1, "t:proxy"))
+		return 1;
+	runner_check_wait(L, "t:proxy");
+	lua_proxy_spawn(L, p);
+	lua_replace(L, 1);		/* the object is what we return */
+	return lua_proxy_wait(L, p, UNTIL_LISTENING, lua_sim_opt_number(L, 2,
+	    "timeout", LUA_PROXY_START_WAIT, 0.1, 3600, "t:proxy"), 0);
+}
+
+/* ---- methods --------------------------------------------------------------- */
+
+/* p:start([seconds]): start it (again), on the same address; waits. */
+static int
+lua_proxy_start(lua_State *L)
+{
+	struct lua_proxy *p = lua_proxy_check(L, 1);
+	double secs = luaL_optnumber(L, 2, LUA_PROXY_START_WAIT);
+
+	runner_check_wait(L, "proxy:start");
+	if (p->state != PROXY_STOPPED)
+		return luaL_error(L, "proxy %s is already %s", p->name,
+		    lua_proxy_states[p->state]);
+	if (p->port > 0) {
+		/* Port 0 became a real one: keep it. */
+		lua_getiuservalue(L, 1, 1);
+		lua_getfield(L, -1, "cfg");
+		lua_pushfstring(L, "%s:%d", p->ip, p->port);
+		lua_setfield(L, -2, "listen");
+		lua_pop(L, 2);
+		lua_proxy_write_config(L, p, 1);
+	}
+	lua_proxy_spawn(L, p);
+	return lua_proxy_wait(L, p, UNTIL_LISTENING, secs, 0);
+}
+
+static int
+lua_proxy_signal_wait(lua_State *L, int sig)
+{
+	struct lua_proxy *p = lua_proxy_check(L, 1);
+	double secs = luaL_optnumber(L, 2, LUA_PROXY_STOP_WAIT);
+
+	runner_check_wait(L, sig == SIGKILL ? "proxy:kill" : "proxy:stop");
+	if (p->proc == NULL)
+		return luaL_error(L, "proxy %s is not running", p->name);
+	p->state = PROXY_STOPPING;
+	proc_signal(p->proc, sig);
+	return lua_proxy_wait(L, p, UNTIL_EXITED, secs, 0);
+}
+
+static const struct {
+	const char	*name;
+	int		 sig;
+	int		 ends;		/* the proxy is expected to exit */
+} lua_proxy_signals[] = {
+	{ "TERM", SIGTERM, 1 }, { "INT", SIGINT, 1 }, { "KILL", SIGKILL, 1 },
+	{ "QUIT", SIGQUIT, 1 }, { "HUP", SIGHUP, 0 }, { "USR1", SIGUSR1, 0 },
+	{ "USR2", SIGUSR2, 0 }, { "STOP", SIGSTOP, 0 }, { "CONT", SIGCONT, 0 },
+};
+
+/*
+ * p:signal(name): send "TERM", "HUP", ... and return at once. After TERM,
+ * INT, QUIT or KILL the exit is expected (p:wait_exit() waits for it).
+ */
+static int
+lua_proxy_signal(lua_State *L)
+{
+	struct lua_proxy *p = lua_proxy_check(L, 1);
+	const char *name = luaL_checkstring(L, 2);
+	size_t i;
+
+	if (strncmp(name, "SIG", 3) == 0)
+		name += 3;
+	for (i = 0; i < sizeof(lua_proxy_signals) /
+	    sizeof(lua_proxy_signals[0]); i++)
+		if (strcmp(name, lua_proxy_signals[i].name) == 0)
+			break;
+	if (i == sizeof(lua_proxy_signals) / sizeof(lua_proxy_signals[0]))
+		return luaL_error(L, "proxy:signal: unknown signal '%s'", name);
+	if (p->proc == NULL)
+		return luaL_error(L, "proxy %s is not running", p->name);
+	if (lua_proxy_signals[i].ends)
+		p->state = PROXY_STOPPING;
+	proc_signal(p->proc, lua_proxy_signals[i].sig);
+	return 0;
+}
+
+/* p:wait_exit([seconds]): the exit code (128 + signal) once it has exited. */
+static int
+lua_proxy_wait_exit(lua_State *L)
+{
+	struct lua_proxy *p = lua_proxy_check(L, 1);
+
+	runner_check_wait(L, "proxy:wait_exit");
+	return lua_proxy_wait(L, p, UNTIL_EXITED, luaL_optnumber(L, 2,
+	    LUA_PROXY_STOP_WAIT), 0);
+}
+
+/* p:stop([seconds]): SIGTERM, wait for the exit; returns the exit code. */
+static int
+lua_proxy_stop(lua_State *L)
+{
+	return lua_proxy_signal_wait(L, SIGTERM);
+}
+
+/* p:kill(): SIGKILL, as a crash would; waits for the exit. */
+static int
+lua_proxy_kill(lua_State *L)
+{
+	return lua_proxy_signal_wait(L, SIGKILL);
+}
+
+/*
+ * p:reload(opts [, seconds]): apply opts (the configuration options of
+ * t:proxy) to the configuration, rewrite it, SIGHUP; returns true and the
+ * log line for status=ok, false and the line for status=refused.
+ */
+static int
+lua_proxy_reload(lua_State *L)
+{
+	struct lua_proxy *p = lua_proxy_check(L, 1);
+	double secs = luaL_optnumber(L, 3, LUA_SIM_WAIT_DEFAULT);
+	size_t from;
+
+	runner_check_wait(L, "proxy:reload");
+	if (lua_isnoneornil(L, 2))
+		lua_newtable(L), lua_replace(L, 2);
+	lua_sim_check_opts(L, 2, "proxy:reload", lua_proxy_cfg_keys);
+	if (p->state != PROXY_RUNNING)
+		return luaL_error(L, "proxy %s is %s", p->name,
+		    lua_proxy_states[p->state]);
+	lua_getiuservalue(L, 1, 1);
+	lua_getfield(L, -1, "cfg");
+	lua_proxy_apply(L, p, -1, 2, "proxy:reload");
+	lua_settop(L, 2);
+	lua_proxy_write_config(L, p, 1);
+	lua_proxy_set_fields(L, p, 1);
+	from = p->nlines;
+	proc_signal(p->proc, SIGHUP);
+	return lua_proxy_wait(L, p, UNTIL_RELOADED, secs, from);
+}
+
+static int
+lua_proxy_running(lua_State *L)
+{
+	struct lua_proxy *p = lua_proxy_check(L, 1);
+
+	lua_pushboolean(L, p->state == PROXY_RUNNING);
+	return 1;
+}
+
+/* p:log(): every line so far, oldest first. */
+static int
+lua_proxy_log(lua_State *L)
+{
+	struct lua_proxy *p = lua_proxy_check(L, 1);
+	size_t i;
+
+	lua_createtable(L, (int)p->nlines, 0);
+	for (i = 0; i < p->nlines; i++) {
+		lua_pushstring(L, p->lines[i]);
+		lua_rawseti(L, -2, (lua_Integer)i + 1);
+	}
+	return 1;
+}
+
+/* p:log_count(text): lines containing text (plain), over every run. */
+static int
+lua_proxy_log_count(lua_State *L)
+{
+	struct lua_proxy *p = lua_proxy_check(L, 1);
+	const char *sub = luaL_checkstring(L, 2);
+	lua_Integer n = 0;
+	size_t i;
+
+	for (i = 0; i < p->nlines; i++)
+		if (strstr(p->lines[i], sub) != NULL)
+			n++;
+	lua_pushinteger(L, n);
+	return 1;
+}
+
+/* p:mark(): wait_log looks only at lines after this point. */
+static int
+lua_proxy_mark(lua_State *L)
+{
+	struct lua_proxy *p = lua_proxy_check(L, 1);
+
+	p->cursor = p->nlines;
+	return 0;
+}
+
+struct lua_proxy_logwait {
+	struct lua_proxy	*p;
+	char			*sub;
+};
+
+static void
+lua_proxy_logwait_free(void *arg)
+{
+	struct lua_proxy_logwait *w = arg;
+
+	free(w->sub);
+	free(w);
+}
+
+static int
+lua_proxy_log_ready(lua_State *co, void *arg, int expired)
+{
+	struct lua_proxy_logwait *w = arg;
+	struct lua_proxy *p = w->p;
+	size_t i;
+
+	for (i = p->cursor; i < p->nlines; i++)
+		if (strstr(p->lines[i], w->sub) != NULL) {
+			p->cursor = i + 1;
+			lua_pushstring(co, p->lines[i]);
+			return 1;
+		}
+	if (!expired)
+		return RUNNER_NOT_YET;
+	lua_pushnil(co);
+	lua_pushfstring(co, "timeout: proxy %s logged no line with \"%s\"",
+	    p->name, w->sub);
+	return 2;
+}
+
+/*
+ * p:wait_log(text [, seconds]): the first line after the cursor that
+ * contains text (plain); the cursor moves past it, so two calls find two
+ * lines. nil and an error at the deadline.
+ */
+static int
+lua_proxy_wait_log(lua_State *L)
+{
+	struct lua_proxy *p = lua_proxy_check(L, 1);
+	const char *sub = luaL_checkstring(L, 2);
+	struct lua_proxy_logwait *lw;
+	struct runner_wait w;
+	char what[200];
+
+	runner_check_wait(L, "proxy:wait_log");
+	if ((lw = calloc(1, sizeof(*lw))) == NULL ||
+	    (lw->sub = strdup(sub)) == NULL) {
+		free(lw);
+		return luaL_error(L, "out of memory");
+	}
+	lw->p = p;
+	memset(&w, 0, sizeof(w));
+	w.ready = lua_proxy_log_ready;
+	w.arg = lw;
+	w.free_arg = lua_proxy_logwait_free;
+	w.seconds = luaL_optnumber(L, 3, LUA_SIM_WAIT_DEFAULT);
+	snprintf(what, sizeof(what), "proxy %s to log \"%.100s\"", p->name, sub);
+	w.what = what;
+	lua_settop(L, 1);
+	return runner_wait(L, &w);
+}
+
+/*
+ * Push the incident log as a list of decoded records (protected: a bad
+ * line becomes an error string). Returns LUA_OK or an error status.
+ */
+static int
+lua_proxy_read_incidents_p(lua_State *L)
+{
+	const char *path = lua_touserdata(L, 1);
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t n;
+	lua_Integer k = 0;
+	FILE *fp;
+
+	lua_newtable(L);
+	if ((fp = fopen(path, "r")) == NULL)
+		return 1;	/* none yet */
+	while ((n = getline(&line, &cap, fp)) > 0) {
+		while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+			n--;
+		if (n == 0)
+			continue;
+		lua_pushcfunction(L, lua_json_decode);
+		lua_pushlstring(L, line, (size_t)n);
+		lua_call(L, 1, 2);
+		if (lua_isnil(L, -2)) {
+			free(line);
+			fclose(fp);
+			return luaL_error(L, "%s: line %d: %s", path, (int)k + 1,
+			    lua_tostring(L, -1));
+		}
+		lua_pop(L, 1);
+		lua_rawseti(L, -2, ++k);
+	}
+	free(line);
+	fclose(fp);
+	return 1;
+}
+
+static int
+lua_proxy_incidents(lua_State *L)
+{
+	struct lua_proxy *p = lua_proxy_check(L, 1);
+
+	lua_pushcfunction(L, lua_proxy_read_incidents_p);
+	lua_pushlightuserdata(L, p->incidents);
+	lua_call(L, 1, 1);
+	return 1;
+}
+
+struct lua_proxy_incwait {
+	struct lua_proxy	*p;
+	size_t			 n;
+};
+
+static int
+lua_proxy_inc_ready(lua_State *co, void *arg, int expired)
+{
+	struct lua_proxy_incwait *w = arg;
+	lua_State *L = runner_lua();
+	int top = lua_gettop(L);
+	size_t have;
+
+	lua_pushcfunction(L, lua_proxy_read_incidents_p);
+	lua_pushlightuserdata(L, w->p->incidents);
+	if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
+		lua_xmove(L, co, 1);
+		lua_settop(L, top);
+		return RUNNER_RAISE;
+	}
+	have = lua_rawlen(L, -1);
+	if (have >= w->n) {
+		lua_xmove(L, co, 1);
+		lua_settop(L, top);
+		return 1;
+	}
+	lua_settop(L, top);
+	if (!expired)
+		return RUNNER_NOT_YET;
+	lua_pushnil(co);
+	lua_pushfstring(co, "timeout: proxy %s recorded %d of %d incidents",
+	    w->p->name, (int)have, (int)w->n);
+	return 2;
+}
+
+/* p:wait_incidents(n [, seconds]): the incident records once there are n. */
+static int
+lua_proxy_wait_incidents(lua_State *L)
+{
+	struct lua_proxy *p = lua_proxy_check(L, 1);
+	lua_Integer n = luaL_optinteger(L, 2, 1);
+	struct lua_proxy_incwait *iw;
+	struct runner_wait w;
+	char what[120];
+
+	runner_check_wait(L, "proxy:wait_incidents");
+	if ((iw = calloc(1, sizeof(*iw))) == NULL)
+		return luaL_error(L, "out of memory");
+	iw->p = p;
+	iw->n = n < 0 ? 0 : (size_t)n;
+	memset(&w, 0, sizeof(w));
+	w.ready = lua_proxy_inc_ready;
+	w.arg = iw;
+	w.free_arg = free;
+	w.seconds = luaL_optnumber(L, 3, LUA_SIM_WAIT_DEFAULT);
+	snprintf(what, sizeof(what), "proxy %s to record %d incident%s",
+	    p->name, (int)n, n == 1 ? "" : "s");
+	w.what = what;
+	lua_settop(L, 1);
+	return runner_wait(L, &w);
+}
+
+static const luaL_Reg lua_proxy_methods[] = {
+	{ "start",		lua_proxy_start },
+	{ "stop",		lua_proxy_stop },
+	{ "kill",		lua_proxy_kill },
+	{ "reload",		lua_proxy_reload },
+	{ "signal",		lua_proxy_signal },
+	{ "wait_exit",		lua_proxy_wait_exit },
+	{ "running",		lua_proxy_running },
+	{ "log",		lua_proxy_log },
+	{ "log_count",		lua_proxy_log_count },
+	{ "mark",		lua_proxy_mark },
+	{ "wait_log",		lua_proxy_wait_log },
+	{ "incidents",		lua_proxy_incidents },
+	{ "wait_incidents",	lua_proxy_wait_incidents },
+	{ NULL,			NULL }
+};
+
+static int
+lua_proxy_index(lua_State *L)
+{
+	struct lua_proxy *p = luaL_checkudata(L, 1, LUA_PROXY_MT);
+	const char *k = luaL_checkstring(L, 2);
+
+	if (luaL_getmetafield(L, 1, "methods") != LUA_TNIL) {
+		if (lua_getfield(L, -1, k) != LUA_TNIL)
+			return 1;
+		lua_pop(L, 2);
+	}
+	if (strcmp(k, "pid") == 0) {
+		if (p->pid > 0)
+			lua_pushinteger(L, p->pid);
+		else
+			lua_pushnil(L);
+		return 1;
+	}
+	if (strcmp(k, "state") == 0) {
+		lua_pushstring(L, lua_proxy_states[p->state]);
+		return 1;
+	}
+	lua_getiuservalue(L, 1, 1);
+	if (strcmp(k, "cfg") != 0 && lua_getfield(L, -1, k) != LUA_TNIL)
+		return 1;
+	/* Known but unset (no pass header, say): nil. */
+	if (strcmp(k, "pass_header") == 0 || strcmp(k, "helo_name") == 0 ||
+	    strcmp(k, "addr") == 0 || strcmp(k, "port") == 0) {
+		lua_pushnil(L);
+		return 1;
+	}
+	return luaL_error(L, "proxy has no field '%s'", k);
+}
+
+static int
+lua_proxy_tostring(lua_State *L)
+{
+	struct lua_proxy *p = luaL_checkudata(L, 1, LUA_PROXY_MT);
+
+	lua_pushfstring(L, "proxy %s (%s, %s)", p->name, p->addr,
+	    lua_proxy_states[p->state]);
+	return 1;
+}
+
+void
+lua_proxy_register(lua_State *L)
+{
+	luaL_newmetatable(L, LUA_PROXY_MT);
+	luaL_newlib(L, lua_proxy_methods);
+	lua_setfield(L, -2, "methods");
+	lua_pushcfunction(L, lua_proxy_index);
+	lua_setfield(L, -2, "__index");
+	lua_pushcfunction(L, lua_proxy_gc);
+	lua_setfield(L, -2, "__gc");
+	lua_pushcfunction(L, lua_proxy_tostring);
+	lua_setfield(L, -2, "__tostring");
+	lua_pushliteral(L, "sim.proxy");
+	lua_setfield(L, -2, "__metatable");
+	lua_pop(L, 1);
+}
