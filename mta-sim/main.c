@@ -10,6 +10,7 @@
 #include "log.h"
 #include "sim.h"
 #include "runner.h"
+#include "dns_server.h"
 
 static const struct sim_role {
 	const char	*name;
@@ -22,6 +23,7 @@ static const struct sim_role {
 	    "SMTP server that records every byte, message and event" },
 	{ "send", sender_main, sender_usage,
 	    "SMTP client that sends N messages over M sessions" },
+	{ "dns", dnssrv_main, dnssrv_usage, "authoritative DNS with faults" },
 };
 
 #define SIM_NROLES	(sizeof(sim_roles) / sizeof(sim_roles[0]))
