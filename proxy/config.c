@@ -566,18 +566,37 @@ config_numeric(struct config_ctx *ctx, const struct config_key *k,
 	return 0;
 }
 
+/* An integer in [k->min, k->max], stored as unsigned or as uint64_t. */
+static int
+config_integer(struct config_ctx *ctx, const struct config_key *k,
+    const char *keypath, yaml_node_t *v, uint64_t *n)
+{
+	char range[64];
+
+	snprintf(range, sizeof(range), "%llu..%llu",
+	    (unsigned long long)k->min, (unsigned long long)k->max);
+	return config_numeric(ctx, k, keypath, v, NULL, NULL, "an integer",
+	    range, n);
+}
+
 static void
 config_uint(struct config_ctx *ctx, const struct config_key *k,
     const char *keypath, yaml_node_t *v)
 {
-	char range[64];
 	uint64_t n;
 
-	snprintf(range, sizeof(range), "%llu..%llu",
-	    (unsigned long long)k->min, (unsigned long long)k->max);
-	if (config_numeric(ctx, k, keypath, v, NULL, NULL, "an integer",
-	    range, &n) == 0)
+	if (config_integer(ctx, k, keypath, v, &n) == 0)
 		*(unsigned *)(void *)((char *)ctx->cf + k->off) = (unsigned)n;
+}
+
+static void
+config_uint64(struct config_ctx *ctx, const struct config_key *k,
+    const char *keypath, yaml_node_t *v)
+{
+	uint64_t n;
+
+	if (config_integer(ctx, k, keypath, v, &n) == 0)
+		*(uint64_t *)(void *)((char *)ctx->cf + k->off) = n;
 }
 
 static void
@@ -834,74 +853,107 @@ config_list(struct config_ctx *ctx, const char *keypath, yaml_node_t *v,
 	return v->data.sequence.items.start;
 }
 
+/*
+ * Walk a list of scalars: each item is handed to fn with its path
+ * ("key[2]") for messages. Returns the number of items (0 for null), so
+ * the caller can size its array first through alloc.
+ */
+typedef void config_item_fn(struct config_ctx *, const char *path,
+    yaml_node_t *item, const char *s, size_t len, void *arg);
+
 static void
-config_list_hosts(struct config_ctx *ctx, const struct config_key *k,
-    const char *keypath, yaml_node_t *v)
+config_each(struct config_ctx *ctx, const char *keypath, yaml_node_t *v,
+    void (*alloc)(struct config_ctx *, size_t n, void *arg),
+    config_item_fn *fn, void *arg)
 {
-	struct config *cf = ctx->cf;
 	yaml_node_item_t *items;
-	struct hostport hp;
-	const char *s, *err;
-	char q[QBUF];
+	const char *s;
 	size_t i, n, len;
 
 	items = config_list(ctx, keypath, v, &n);
 	if (n == 0)
 		return;
-	if ((cf->hosts = calloc(n, sizeof(*cf->hosts))) == NULL)
-		log_fatal("calloc: %s", strerror(errno));
+	alloc(ctx, n, arg);
 	for (i = 0; i < n; i++) {
 		yaml_node_t *item = yaml_document_get_node(ctx->doc, items[i]);
 		char path[64];
 
 		snprintf(path, sizeof(path), "%s[%zu]", keypath, i);
-		if ((s = config_scalar(ctx, path, item, &len)) == NULL)
-			continue;
-		if (config_port_zero(s) != NULL) {
-			config_error(ctx, config_line(item), "%s: %s: port 0 is "
-			    "not allowed", path, config_quote(q, sizeof(q), s, len));
-			continue;
-		}
-		if (netaddr_parse_hostport(s, &hp, &err) == -1) {
-			config_error(ctx, config_line(item), "%s: %s: %s", path,
-			    config_quote(q, sizeof(q), s, len), err);
-			continue;
-		}
-		cf->hosts[cf->nhosts++] = hp;
+		if ((s = config_scalar(ctx, path, item, &len)) != NULL)
+			fn(ctx, path, item, s, len, arg);
 	}
+}
+
+static void *
+config_calloc(size_t n, size_t size)
+{
+	void *p;
+
+	if ((p = calloc(n, size)) == NULL)
+		log_fatal("calloc: %s", strerror(errno));
+	return p;
+}
+
+static void
+config_hosts_alloc(struct config_ctx *ctx, size_t n, void *arg)
+{
+	ctx->cf->hosts = config_calloc(n, sizeof(*ctx->cf->hosts));
+}
+
+static void
+config_host(struct config_ctx *ctx, const char *path, yaml_node_t *item,
+    const char *s, size_t len, void *arg)
+{
+	struct hostport hp;
+	const char *err;
+	char q[QBUF];
+
+	if (config_port_zero(s) != NULL) {
+		config_error(ctx, config_line(item), "%s: %s: port 0 is not "
+		    "allowed", path, config_quote(q, sizeof(q), s, len));
+		return;
+	}
+	if (netaddr_parse_hostport(s, &hp, &err) == -1) {
+		config_error(ctx, config_line(item), "%s: %s: %s", path,
+		    config_quote(q, sizeof(q), s, len), err);
+		return;
+	}
+	ctx->cf->hosts[ctx->cf->nhosts++] = hp;
+}
+
+static void
+config_list_hosts(struct config_ctx *ctx, const struct config_key *k,
+    const char *keypath, yaml_node_t *v)
+{
+	config_each(ctx, keypath, v, config_hosts_alloc, config_host, NULL);
+}
+
+static void
+config_domains_alloc(struct config_ctx *ctx, size_t n, void *arg)
+{
+	ctx->cf->domains = config_calloc(n, sizeof(*ctx->cf->domains));
+}
+
+static void
+config_domain(struct config_ctx *ctx, const char *path, yaml_node_t *item,
+    const char *s, size_t len, void *arg)
+{
+	char q[QBUF];
+
+	if (!config_is_hostname(s, len)) {
+		config_error(ctx, config_line(item), "%s: %s is not a valid "
+		    "domain name", path, config_quote(q, sizeof(q), s, len));
+		return;
+	}
+	if ((ctx->cf->domains[ctx->cf->ndomains++] = strdup(s)) == NULL)
+		log_fatal("strdup: %s", strerror(errno));
 }
 
 static void
 config_list_domains(struct config_ctx *ctx, const struct config_key *k,
     const char *keypath, yaml_node_t *v)
 {
-	struct config *cf = ctx->cf;
-	yaml_node_item_t *items;
-	const char *s;
-	char q[QBUF];
-	size_t i, n, len;
-
-	items = config_list(ctx, keypath, v, &n);
-	if (n == 0)
-		return;
-	if ((cf->domains = calloc(n, sizeof(*cf->domains))) == NULL)
-		log_fatal("calloc: %s", strerror(errno));
-	for (i = 0; i < n; i++) {
-		yaml_node_t *item = yaml_document_get_node(ctx->doc, items[i]);
-		char path[64];
-
-		snprintf(path, sizeof(path), "%s[%zu]", keypath, i);
-		if ((s = config_scalar(ctx, path, item, &len)) == NULL)
-			continue;
-		if (!config_is_hostname(s, len)) {
-			config_error(ctx, config_line(item), "%s: %s is not a "
-			    "valid domain name", path,
-			    config_quote(q, sizeof(q), s, len));
-			continue;
-		}
-		if ((cf->domains[cf->ndomains++] = strdup(s)) == NULL)
-			log_fatal("strdup: %s", strerror(errno));
-	}
+	config_each(ctx, keypath, v, config_domains_alloc, config_domain, NULL);
 }
 
 /*
@@ -946,39 +998,35 @@ config_glob_check(struct config_ctx *ctx, const char *keypath,
 }
 
 static void
+config_policies_alloc(struct config_ctx *ctx, size_t n, void *arg)
+{
+	ctx->cf->policies = config_calloc(n, sizeof(*ctx->cf->policies));
+}
+
+static void
+config_policy(struct config_ctx *ctx, const char *path, yaml_node_t *item,
+    const char *s, size_t len, void *arg)
+{
+	struct config *cf = ctx->cf;
+
+	if (len == 0) {
+		config_error(ctx, config_line(item), "%s: empty path", path);
+		return;
+	}
+	cf->policies[cf->npolicies] = config_resolve(ctx, s, len);
+	if (config_glob_check(ctx, path, item,
+	    cf->policies[cf->npolicies]) == -1) {
+		free(cf->policies[cf->npolicies]);
+		return;
+	}
+	cf->npolicies++;
+}
+
+static void
 config_list_policies(struct config_ctx *ctx, const struct config_key *k,
     const char *keypath, yaml_node_t *v)
 {
-	struct config *cf = ctx->cf;
-	yaml_node_item_t *items;
-	const char *s;
-	size_t i, n, len;
-
-	items = config_list(ctx, keypath, v, &n);
-	if (n == 0)
-		return;
-	if ((cf->policies = calloc(n, sizeof(*cf->policies))) == NULL)
-		log_fatal("calloc: %s", strerror(errno));
-	for (i = 0; i < n; i++) {
-		yaml_node_t *item = yaml_document_get_node(ctx->doc, items[i]);
-		char path[64];
-
-		snprintf(path, sizeof(path), "%s[%zu]", keypath, i);
-		if ((s = config_scalar(ctx, path, item, &len)) == NULL)
-			continue;
-		if (len == 0) {
-			config_error(ctx, config_line(item), "%s: empty path",
-			    path);
-			continue;
-		}
-		cf->policies[cf->npolicies] = config_resolve(ctx, s, len);
-		if (config_glob_check(ctx, path, item,
-		    cf->policies[cf->npolicies]) == -1) {
-			free(cf->policies[cf->npolicies]);
-			continue;
-		}
-		cf->npolicies++;
-	}
+	config_each(ctx, keypath, v, config_policies_alloc, config_policy, NULL);
 	ctx->policies_line = config_line(v);
 }
 
@@ -1027,20 +1075,6 @@ config_string_mailbox(struct config_ctx *ctx, const struct config_key *k,
 	}
 	memcpy(dst, s, len);
 	dst[len] = '\0';
-}
-
-static void
-config_uint64(struct config_ctx *ctx, const struct config_key *k,
-    const char *keypath, yaml_node_t *v)
-{
-	char range[64];
-	uint64_t n;
-
-	snprintf(range, sizeof(range), "%llu..%llu",
-	    (unsigned long long)k->min, (unsigned long long)k->max);
-	if (config_numeric(ctx, k, keypath, v, NULL, NULL, "an integer",
-	    range, &n) == 0)
-		*(uint64_t *)(void *)((char *)ctx->cf + k->off) = n;
 }
 
 /* Levenshtein distance, for "did you mean"; short strings only. */
@@ -1193,38 +1227,36 @@ config_section(struct config_ctx *ctx, const struct config_key *k,
  */
 /* DNS servers as IP literals with an optional port. */
 static void
+config_dns_alloc(struct config_ctx *ctx, size_t n, void *arg)
+{
+	ctx->cf->dns_servers = config_calloc(n + 1, sizeof(*ctx->cf->dns_servers));
+}
+
+/* DNS servers as IP literals with an optional port. */
+static void
+config_dns(struct config_ctx *ctx, const char *path, yaml_node_t *item,
+    const char *s, size_t len, void *arg)
+{
+	struct config *cf = ctx->cf;
+	struct hostport hp;
+	const char *why;
+	char q[QBUF];
+
+	if (netaddr_parse_hostport(s, &hp, &why) == -1 || !config_is_ip(hp.host)) {
+		config_error(ctx, config_line(item), "%s: %s is not an IP "
+		    "address with an optional port", path,
+		    config_quote(q, sizeof(q), s, len));
+		return;
+	}
+	if ((cf->dns_servers[cf->ndns_servers++] = strdup(s)) == NULL)
+		log_fatal("strdup: %s", strerror(errno));
+}
+
+static void
 config_list_dns(struct config_ctx *ctx, const struct config_key *k,
     const char *keypath, yaml_node_t *v)
 {
-	struct config *cf = ctx->cf;
-	yaml_node_item_t *items;
-	struct hostport hp;
-	const char *s, *why;
-	char q[QBUF];
-	size_t i, n, len;
-
-	items = config_list(ctx, keypath, v, &n);
-	if (n == 0)
-		return;
-	if ((cf->dns_servers = calloc(n + 1, sizeof(*cf->dns_servers))) == NULL)
-		log_fatal("calloc: %s", strerror(errno));
-	for (i = 0; i < n; i++) {
-		yaml_node_t *item = yaml_document_get_node(ctx->doc, items[i]);
-		char path[64];
-
-		snprintf(path, sizeof(path), "%s[%zu]", keypath, i);
-		if ((s = config_scalar(ctx, path, item, &len)) == NULL)
-			continue;
-		if (netaddr_parse_hostport(s, &hp, &why) == -1 ||
-		    !config_is_ip(hp.host)) {
-			config_error(ctx, config_line(item), "%s: %s is not an "
-			    "IP address with an optional port", path,
-			    config_quote(q, sizeof(q), s, len));
-			continue;
-		}
-		if ((cf->dns_servers[cf->ndns_servers++] = strdup(s)) == NULL)
-			log_fatal("strdup: %s", strerror(errno));
-	}
+	config_each(ctx, keypath, v, config_dns_alloc, config_dns, NULL);
 }
 
 /* A user (max 0) or group (max 1) that must exist on this system. */
@@ -1254,41 +1286,46 @@ config_string_account(struct config_ctx *ctx, const struct config_key *k,
 }
 
 static void
+config_cidrs_alloc(struct config_ctx *ctx, size_t n, void *arg)
+{
+	struct config_cidrs *c = arg;
+
+	c->v = config_calloc(n, sizeof(*c->v));
+}
+
+static void
+config_cidr(struct config_ctx *ctx, const char *path, yaml_node_t *item,
+    const char *s, size_t len, void *arg)
+{
+	struct config_cidrs *c = arg;
+	const char *why;
+	char q[QBUF];
+
+	if (netaddr_parse_cidr(s, &c->v[c->n], &why) == -1) {
+		config_error(ctx, config_line(item), "%s: %s: %s", path,
+		    config_quote(q, sizeof(q), s, len), why);
+		return;
+	}
+	c->n++;
+}
+
+static void
 config_list_cidrs(struct config_ctx *ctx, const struct config_key *k,
     const char *keypath, yaml_node_t *v)
 {
 	struct config_cidrs *c = (struct config_cidrs *)(void *)
 	    ((char *)ctx->cf + k->off);
-	yaml_node_item_t *items;
-	const char *s, *why;
-	char q[QBUF];
-	size_t i, n, len;
 
-	items = config_list(ctx, keypath, v, &n);
 	free(c->v);
 	c->v = NULL;
 	c->n = 0;
-	if (n == 0) {
+	if (!config_is_null(v) && v->type == YAML_SEQUENCE_NODE &&
+	    v->data.sequence.items.top == v->data.sequence.items.start) {
 		config_error(ctx, config_line(v), "%s: the list is empty: no "
 		    "address would match", keypath);
 		return;
 	}
-	if ((c->v = calloc(n, sizeof(*c->v))) == NULL)
-		log_fatal("calloc: %s", strerror(errno));
-	for (i = 0; i < n; i++) {
-		yaml_node_t *item = yaml_document_get_node(ctx->doc, items[i]);
-		char path[64];
-
-		snprintf(path, sizeof(path), "%s[%zu]", keypath, i);
-		if ((s = config_scalar(ctx, path, item, &len)) == NULL)
-			continue;
-		if (netaddr_parse_cidr(s, &c->v[c->n], &why) == -1) {
-			config_error(ctx, config_line(item), "%s: %s: %s", path,
-			    config_quote(q, sizeof(q), s, len), why);
-			continue;
-		}
-		c->n++;
-	}
+	config_each(ctx, keypath, v, config_cidrs_alloc, config_cidr, c);
 }
 
 int
