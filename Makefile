@@ -82,6 +82,7 @@ $(BINDIR)/certs-gen: $(call obj,$(CERTS_SRC)) $(COMMON_LIB)
 
 # certs_gen_test links certs-gen's code, all but its main().
 $(BUILD)/tests/unit/certs_gen_test: $(call obj,$(filter-out certs-gen/main.c,$(CERTS_SRC)))
+$(BUILD)/tests/unit/dnsmsg_test: $(call obj,mta-sim/dnsmsg.c)
 
 $(BUILD)/tests/unit/%: $(BUILD)/tests/unit/%.o $(PROXY_LIB) $(COMMON_LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(CHECK_LIBS)
@@ -111,6 +112,7 @@ test: check-deps
 	@$(MAKE) --no-print-directory e2e
 	@$(MAKE) --no-print-directory e2e-asan
 	@$(MAKE) --no-print-directory fuzz-smoke
+	@$(MAKE) --no-print-directory scenarios
 	@echo "make test: all suites passed"
 
 demo: check-deps all
@@ -163,6 +165,13 @@ SIM_ROLE_OBJ := $(call obj,mta-sim/mta.c mta-sim/msg.c mta-sim/sink.c \
 $(BUILD)/tests/e2e/mta_test: $(BUILD)/tests/e2e/mta_test.o \
 		$(call obj,$(E2E_LIB)) $(SIM_ROLE_OBJ) $(COMMON_LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(CHECK_LIBS)
+
+# The integration scenarios (docs/scenarios.md, docs/integration/): the
+# guide's checks for the four reflecting-mode architectures and forwarding.
+.PHONY: scenarios
+scenarios: check-deps all
+	@mkdir -p $(BUILD)
+	MP_BINDIR=$(BINDIR) $(BINDIR)/mta-sim run --junit $(BUILD)/scenarios.xml scenarios/*.lua
 
 .SECONDARY:
 

@@ -262,10 +262,12 @@ lua_mta_routes(lua_State *L, int opts, struct sim_mta_opts *o)
 		luaL_error(L, "t:mta: routes must be a list of tables");
 	list = lua_gettop(L);
 	n = lua_rawlen(L, list);
-	r = lua_newuserdatauv(L, (n + 1) * sizeof(*r), 1);
+	r = lua_newuserdatauv(L, (n + 1) * sizeof(*r), 2);
 	memset(r, 0, (n + 1) * sizeof(*r));
 	lua_pushvalue(L, list);
 	lua_setiuservalue(L, -2, 1);	/* the list holds the strings */
+	lua_newtable(L);
+	lua_setiuservalue(L, -2, 2);	/* addresses made from role objects */
 	lua_replace(L, list);		/* the userdata is the anchor now */
 	lua_getiuservalue(L, list, 1);
 	for (i = 0; i < n; i++) {
@@ -280,11 +282,15 @@ lua_mta_routes(lua_State *L, int opts, struct sim_mta_opts *o)
 		lua_getfield(L, -1, "to");
 		r[i].to = lua_sim_addr_or_null(L, -1);
 		if (r[i].to != NULL && lua_type(L, -1) != LUA_TSTRING) {
-			/* Keep a string of its own in the route table. */
+			/*
+			 * A role object: anchor a copy of its address in the
+			 * userdata, never in the caller's table (which may be
+			 * used again, e.g. when use_proxies rebuilds the MTA).
+			 */
+			lua_getiuservalue(L, list, 2);
 			lua_pushstring(L, r[i].to);
-			lua_setfield(L, -3, "to_addr");
-			lua_getfield(L, -2, "to_addr");
 			r[i].to = lua_tostring(L, -1);
+			lua_rawseti(L, -2, (lua_Integer)i + 1);
 			lua_pop(L, 1);
 		}
 		lua_pop(L, 1);

@@ -205,12 +205,18 @@ static void
 notify_try_next(struct notify_job *j)
 {
 	struct smtp_client_opts o;
-	struct sockaddr_storage ss;
-	socklen_t sslen;
+	struct sockaddr_storage ss, src;
+	socklen_t sslen, srclen;
 	char label[NETADDR_HOST_MAX + 80], name[NETADDR_HOST_MAX + 1];
 
 	memset(&o, 0, sizeof(o));
 	o.helo_name = j->cfg->helo_name;
+	/* From the same address as relayed mail: MTAs route on it. */
+	if (j->cfg->source_address[0] != '\0' && netaddr_to_sockaddr(
+	    j->cfg->source_address, 0, &src, &srclen) == 0) {
+		o.source = (struct sockaddr *)&src;
+		o.sourcelen = srclen;
+	}
 	if (j->cfg->tls.outbound == TLS_OUT_ALWAYS)
 		o.tls = j->cfg->tls.client_ctx;
 	o.t_connect = j->cfg->timeouts.connect;
