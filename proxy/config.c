@@ -198,6 +198,7 @@ static const struct config_key config_top_keys[] = {
 	{ "allow_clients",	config_list_cidrs,	OFF(allow_clients), 0, 0, LINE_NONE, NULL },
 	{ "proxy_protocol",	config_section,		0, 0, 0, LINE_PROXYPROTO, config_proxyproto_keys },
 	{ "dns_servers",	config_list_dns,	0, 0, 0, LINE_NONE, NULL },
+	{ "workers",		config_uint,		OFF(workers), 0, 64, LINE_NONE, NULL },
 	{ "user",		config_string_account,	OFF(user), 0, 0, LINE_NONE, NULL },
 	{ "group",		config_string_account,	OFF(group), 0, 1, LINE_NONE, NULL },
 	{ "mode",		config_string_mode,	0, 0, 0, LINE_MODE, NULL },
@@ -1644,6 +1645,7 @@ config_defaults(void)
 	netaddr_parse_cidr("127.0.0.0/8", &cf->allow_clients.v[0], &why);
 	netaddr_parse_cidr("::1", &cf->allow_clients.v[1], &why);
 	cf->allow_clients.n = 2;
+	cf->workers = 1;
 	cf->policy_limits.instructions = 50000000;
 	cf->policy_limits.memory = 256 * 1024 * 1024;
 	cf->notify.retries = 3;

@@ -65,6 +65,7 @@ struct config {
 	int			 refcnt;
 	char			*path;
 	struct hostport		 listen;		/* IP literal; port default 10025, 0 = ephemeral */
+	unsigned		 workers;		/* serving processes; 0 = one per CPU; 1 */
 	char			 user[64];		/* drop to this user after binding ("" = stay) */
 	char			 group[64];		/* and group ("" = the user's) */
 	struct config_cidrs	 allow_clients;		/* who may connect; default loopback */

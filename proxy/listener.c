@@ -77,21 +77,55 @@ listener_error(struct evconnlistener *lev, void *arg)
 	    evutil_socket_error_to_string(e));
 }
 
-struct listener *
-listener_new(struct event_base *base, struct config *cfg, struct dns *dns,
-    char *err, size_t errlen)
+int
+listener_bind(const struct config *cfg, int *fds, size_t n, char *addr,
+    size_t addrlen, char *err, size_t errlen)
 {
-	struct listener *l;
 	struct sockaddr_storage ss;
 	socklen_t sslen;
-	char addr[80];
+	size_t i;
+	int one = 1;
 
 	if (netaddr_to_sockaddr(cfg->listen.host, cfg->listen.port, &ss,
 	    &sslen) == -1) {
 		snprintf(err, errlen, "listen: %s is not an IP address",
 		    cfg->listen.host);
-		return NULL;
+		return -1;
 	}
+	for (i = 0; i < n; i++) {
+		fds[i] = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK |
+		    SOCK_CLOEXEC, 0);
+		if (fds[i] == -1 ||
+		    setsockopt(fds[i], SOL_SOCKET, SO_REUSEADDR, &one,
+		    sizeof(one)) == -1 ||
+		    (n > 1 && setsockopt(fds[i], SOL_SOCKET, SO_REUSEPORT, &one,
+		    sizeof(one)) == -1) ||
+		    bind(fds[i], (struct sockaddr *)&ss, sslen) == -1 ||
+		    listen(fds[i], 511) == -1) {
+			snprintf(err, errlen, "listen on %s:%u: %s",
+			    cfg->listen.host, cfg->listen.port, strerror(errno));
+			if (fds[i] != -1)
+				close(fds[i]);
+			while (i > 0)
+				close(fds[--i]);
+			return -1;
+		}
+		/* Port 0: the others share the port the first one got. */
+		if (i == 0) {
+			sslen = sizeof(ss);
+			getsockname(fds[0], (struct sockaddr *)&ss, &sslen);
+		}
+	}
+	netaddr_str((struct sockaddr *)&ss, addr, addrlen);
+	return 0;
+}
+
+struct listener *
+listener_new(struct event_base *base, struct config *cfg, struct dns *dns,
+    int fd, char *err, size_t errlen)
+{
+	struct listener *l;
+
 	if ((l = calloc(1, sizeof(*l))) == NULL) {
 		snprintf(err, errlen, "out of memory");
 		return NULL;
@@ -99,22 +133,15 @@ listener_new(struct event_base *base, struct config *cfg, struct dns *dns,
 	l->base = base;
 	l->dns = dns;
 	l->cfg = config_ref(cfg);
-	l->lev = evconnlistener_new_bind(base, listener_accept, l,
-	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
-	    511, (struct sockaddr *)&ss, (int)sslen);
+	l->lev = evconnlistener_new(base, listener_accept, l,
+	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, fd);
 	if (l->lev == NULL) {
-		snprintf(err, errlen, "listen on %s:%u: %s", cfg->listen.host,
-		    cfg->listen.port, strerror(errno));
+		snprintf(err, errlen, "cannot accept: %s", strerror(errno));
 		config_unref(l->cfg);
 		free(l);
 		return NULL;
 	}
 	evconnlistener_set_error_cb(l->lev, listener_error);
-	sslen = sizeof(ss);
-	getsockname(evconnlistener_get_fd(l->lev), (struct sockaddr *)&ss, &sslen);
-	log_msg(LOG_INFO, NULL, "listening", "addr=%s mode=%s",
-	    netaddr_str((struct sockaddr *)&ss, addr, sizeof(addr)),
-	    cfg->mode == MODE_REFLECT ? "reflect" : "forward");
 	return l;
 }
 

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -94,6 +95,9 @@ main_reload(void)
 	if (strcmp(cfg->listen.host, mp.cfg->listen.host) != 0 ||
 	    cfg->listen.port != mp.cfg->listen.port)
 		log_msg(LOG_WARN, NULL, "reload", "note=\"listen changed; "
+		    "takes effect at restart\"");
+	if (cfg->workers != mp.cfg->workers)
+		log_msg(LOG_WARN, NULL, "reload", "note=\"workers changed; "
 		    "takes effect at restart\"");
 	if (!main_same_list(cfg->dns_servers, cfg->ndns_servers,
 	    mp.cfg->dns_servers, mp.cfg->ndns_servers))
@@ -202,6 +206,150 @@ main_drop_privileges(const struct config *cfg)
 	    cfg->user, (unsigned)pw->pw_uid, (unsigned)gid);
 }
 
+/* One serving process: the whole proxy on one event loop, on socket fd. */
+static int
+main_serve(int fd, int debug)
+{
+	struct event *sigs[3];
+	char err[256];
+
+	log_init("mailprevent", debug ? LOG_DEBUG : mp.cfg->log_level);
+	if ((mp.base = event_base_new()) == NULL)
+		log_fatal("cannot create the event loop");
+	if ((mp.dns = dns_new(mp.base, mp.cfg->ndns_servers ?
+	    (const char *const *)mp.cfg->dns_servers : NULL, 5000, 2, err,
+	    sizeof(err))) == NULL)
+		log_fatal("dns: %s", err);
+	sigs[0] = evsignal_new(mp.base, SIGHUP, main_signal, NULL);
+	sigs[1] = evsignal_new(mp.base, SIGTERM, main_signal, NULL);
+	sigs[2] = evsignal_new(mp.base, SIGINT, main_signal, NULL);
+	for (int i = 0; i < 3; i++)
+		if (sigs[i] == NULL || evsignal_add(sigs[i], NULL) == -1)
+			log_fatal("cannot install signal handlers");
+	smtp_server_on_close(main_sessions_changed);
+	notify_on_done(main_sessions_changed);
+	if ((mp.listener = listener_new(mp.base, mp.cfg, mp.dns, fd, err,
+	    sizeof(err))) == NULL)
+		log_fatal("%s", err);
+
+	event_base_dispatch(mp.base);
+
+	log_msg(LOG_INFO, NULL, "exit", "sessions=%u", smtp_server_count());
+	for (int i = 0; i < 3; i++)
+		event_free(sigs[i]);
+	if (mp.shutdown_timer)
+		event_free(mp.shutdown_timer);
+	listener_free(mp.listener);
+	smtp_server_close_all("Service shutting down");
+	notify_shutdown();
+	smtp_client_free_detached();
+	dns_free(mp.dns);
+	config_unref(mp.cfg);
+	event_base_free(mp.base);
+	return 0;
+}
+
+/*
+ * Worker processes: each serves its own SO_REUSEPORT socket, so the
+ * kernel spreads connections over the cores. The master only forwards
+ * signals and restarts a worker that dies.
+ */
+static struct {
+	pid_t	*pids;
+	int	*fds;
+	size_t	 n;
+	int	 stopping;
+	int	 debug;
+} mw;
+
+static pid_t
+main_spawn(size_t i)
+{
+	pid_t pid = fork();
+
+	if (pid == -1) {
+		log_msg(LOG_ERR, NULL, "worker-failed", "worker=%zu reason=\"%s\"",
+		    i, strerror(errno));
+		return -1;
+	}
+	if (pid == 0) {
+		for (size_t k = 0; k < mw.n; k++)
+			if (k != i)
+				close(mw.fds[k]);
+		/* Default signal dispositions: the worker installs its own. */
+		signal(SIGCHLD, SIG_DFL);
+		exit(main_serve(mw.fds[i], mw.debug));
+	}
+	log_msg(LOG_INFO, NULL, "worker", "worker=%zu pid=%ld", i, (long)pid);
+	return pid;
+}
+
+static void
+main_master_signal(evutil_socket_t sig, short ev, void *arg)
+{
+	struct event_base *base = arg;
+	size_t i, alive = 0;
+	pid_t pid;
+	int status;
+
+	if (sig == SIGCHLD) {
+		while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
+			for (i = 0; i < mw.n; i++) {
+				if (mw.pids[i] != pid)
+					continue;
+				mw.pids[i] = 0;
+				if (mw.stopping)
+					break;
+				log_msg(LOG_ERR, NULL, "worker-died", "worker=%zu "
+				    "pid=%ld status=%d", i, (long)pid, status);
+				mw.pids[i] = main_spawn(i);
+			}
+		for (i = 0; i < mw.n; i++)
+			alive += mw.pids[i] > 0;
+		if (mw.stopping && alive == 0)
+			event_base_loopexit(base, NULL);
+		return;
+	}
+	if (sig != SIGHUP)
+		mw.stopping = 1;
+	for (i = 0; i < mw.n; i++)
+		if (mw.pids[i] > 0)
+			kill(mw.pids[i], sig == SIGINT ? SIGTERM : (int)sig);
+}
+
+static int
+main_master(size_t n, int *fds, int debug)
+{
+	struct event_base *base;
+	struct event *sigs[4];
+	static const int which[4] = { SIGHUP, SIGTERM, SIGINT, SIGCHLD };
+	size_t i;
+
+	mw.n = n;
+	mw.fds = fds;
+	mw.debug = debug;
+	if ((mw.pids = calloc(n, sizeof(*mw.pids))) == NULL)
+		log_fatal("calloc: %s", strerror(errno));
+	/* Signals are caught from here on, so nothing is lost while forking. */
+	if ((base = event_base_new()) == NULL)
+		log_fatal("cannot create the event loop");
+	for (i = 0; i < 4; i++) {
+		sigs[i] = evsignal_new(base, which[i], main_master_signal, base);
+		if (sigs[i] == NULL || evsignal_add(sigs[i], NULL) == -1)
+			log_fatal("cannot install signal handlers");
+	}
+	for (i = 0; i < n; i++)
+		mw.pids[i] = main_spawn(i);
+	event_base_dispatch(base);
+	log_msg(LOG_INFO, NULL, "exit", "workers=%zu", n);
+	for (i = 0; i < 4; i++)
+		event_free(sigs[i]);
+	event_base_free(base);
+	free(mw.pids);
+	config_unref(mp.cfg);
+	return 0;
+}
+
 int
 main(int argc, char *argv[])
 {
@@ -214,10 +362,10 @@ main(int argc, char *argv[])
 		{ NULL, 0, NULL, 0 }
 	};
 	struct buf errors = BUF_INIT;
-	struct event *sigs[3];
 	const char *path = NULL;
-	int ch, check = 0, debug = 0;
-	char err[256];
+	int ch, check = 0, debug = 0, r, *fds;
+	char err[256], addr[80];
+	size_t nw;
 
 	while ((ch = getopt_long(argc, argv, "c:dVh", longopts, NULL)) != -1) {
 		switch (ch) {
@@ -248,39 +396,30 @@ main(int argc, char *argv[])
 	}
 	log_init("mailprevent", debug ? LOG_DEBUG : mp.cfg->log_level);
 	signal(SIGPIPE, SIG_IGN);
-	if ((mp.base = event_base_new()) == NULL)
-		log_fatal("cannot create the event loop");
-	if ((mp.dns = dns_new(mp.base, mp.cfg->ndns_servers ?
-	    (const char *const *)mp.cfg->dns_servers : NULL, 5000, 2, err,
-	    sizeof(err))) == NULL)
-		log_fatal("dns: %s", err);
-	/* Signals first: "listening" promises that SIGHUP/SIGTERM are handled. */
-	sigs[0] = evsignal_new(mp.base, SIGHUP, main_signal, NULL);
-	sigs[1] = evsignal_new(mp.base, SIGTERM, main_signal, NULL);
-	sigs[2] = evsignal_new(mp.base, SIGINT, main_signal, NULL);
-	for (int i = 0; i < 3; i++)
-		if (sigs[i] == NULL || evsignal_add(sigs[i], NULL) == -1)
-			log_fatal("cannot install signal handlers");
-	smtp_server_on_close(main_sessions_changed);
-	notify_on_done(main_sessions_changed);
-	if ((mp.listener = listener_new(mp.base, mp.cfg, mp.dns, err,
-	    sizeof(err))) == NULL)
+	nw = mp.cfg->workers ? mp.cfg->workers :
+	    (size_t)(sysconf(_SC_NPROCESSORS_ONLN) > 0 ?
+	    sysconf(_SC_NPROCESSORS_ONLN) : 1);
+	if ((fds = calloc(nw, sizeof(*fds))) == NULL)
+		log_fatal("calloc: %s", strerror(errno));
+	if (listener_bind(mp.cfg, fds, nw, addr, sizeof(addr), err,
+	    sizeof(err)) == -1)
 		log_fatal("%s", err);
 	main_drop_privileges(mp.cfg);
-
-	event_base_dispatch(mp.base);
-
-	log_msg(LOG_INFO, NULL, "exit", "sessions=%u", smtp_server_count());
-	for (int i = 0; i < 3; i++)
-		event_free(sigs[i]);
-	if (mp.shutdown_timer)
-		event_free(mp.shutdown_timer);
-	listener_free(mp.listener);
-	smtp_server_close_all("Service shutting down");
-	notify_shutdown();
-	smtp_client_free_detached();
-	dns_free(mp.dns);
-	config_unref(mp.cfg);
-	event_base_free(mp.base);
-	return 0;
+	/*
+	 * Bound and listening: connections queue in the kernel from now on,
+	 * and signals are handled from here (the master's, or the worker's
+	 * once it is up), so a client or a SIGHUP may come at once.
+	 */
+	if (nw == 1) {
+		log_msg(LOG_INFO, NULL, "listening", "addr=%s mode=%s workers=1",
+		    addr, mp.cfg->mode == MODE_REFLECT ? "reflect" : "forward");
+		r = main_serve(fds[0], debug);
+		free(fds);
+		return r;
+	}
+	log_msg(LOG_INFO, NULL, "listening", "addr=%s mode=%s workers=%zu",
+	    addr, mp.cfg->mode == MODE_REFLECT ? "reflect" : "forward", nw);
+	r = main_master(nw, fds, debug);
+	free(fds);
+	return r;
 }
