@@ -33,7 +33,33 @@ static struct {
 	struct event		*shutdown_timer;
 	int			 draining;
 	int			 forced;
+	char			 addr[80];	/* the listening address */
+	size_t			 nworkers;
 } mp;
+
+static void main_drop_privileges(const struct config *);
+
+static void
+main_sigmask(sigset_t *mask)
+{
+	sigemptyset(mask);
+	sigaddset(mask, SIGHUP);
+	sigaddset(mask, SIGTERM);
+	sigaddset(mask, SIGINT);
+}
+
+/*
+ * Announce the listener (tests and scripts wait for this line), then give
+ * up root: by now everything privileged is done.
+ */
+static void
+main_listening(void)
+{
+	log_msg(LOG_INFO, NULL, "listening", "addr=%s mode=%s workers=%zu",
+	    mp.addr, mp.cfg->mode == MODE_REFLECT ? "reflect" : "forward",
+	    mp.nworkers);
+	main_drop_privileges(mp.cfg);
+}
 
 static void
 usage(FILE *f)
@@ -172,6 +198,10 @@ main_signal(evutil_socket_t sig, short ev, void *arg)
 static void
 main_drop_privileges(const struct config *cfg)
 {
+	static int done;
+
+	if (done++)
+		return;
 	struct passwd *pw;
 	struct group *gr;
 	gid_t gid;
@@ -206,11 +236,16 @@ main_drop_privileges(const struct config *cfg)
 	    cfg->user, (unsigned)pw->pw_uid, (unsigned)gid);
 }
 
-/* One serving process: the whole proxy on one event loop, on socket fd. */
+/*
+ * One serving process: the whole proxy on one event loop, on socket fd.
+ * ready() runs once signal handlers are in place, so whatever it
+ * announces (the "listening" line) can be followed by a signal at once.
+ */
 static int
-main_serve(int fd, int debug)
+main_serve(int fd, int debug, void (*ready)(void))
 {
 	struct event *sigs[3];
+	sigset_t mask;
 	char err[256];
 
 	log_init("mailprevent", debug ? LOG_DEBUG : mp.cfg->log_level);
@@ -226,11 +261,16 @@ main_serve(int fd, int debug)
 	for (int i = 0; i < 3; i++)
 		if (sigs[i] == NULL || evsignal_add(sigs[i], NULL) == -1)
 			log_fatal("cannot install signal handlers");
+	/* A worker starts with them blocked (see main_spawn). */
+	main_sigmask(&mask);
+	sigprocmask(SIG_UNBLOCK, &mask, NULL);
 	smtp_server_on_close(main_sessions_changed);
 	notify_on_done(main_sessions_changed);
 	if ((mp.listener = listener_new(mp.base, mp.cfg, mp.dns, fd, err,
 	    sizeof(err))) == NULL)
 		log_fatal("%s", err);
+	if (ready)
+		ready();
 
 	event_base_dispatch(mp.base);
 
@@ -265,7 +305,15 @@ static struct {
 static pid_t
 main_spawn(size_t i)
 {
-	pid_t pid = fork();
+	sigset_t mask, old;
+	pid_t pid;
+
+	/* Until the worker has its handlers, a signal must wait, not kill it. */
+	main_sigmask(&mask);
+	sigprocmask(SIG_BLOCK, &mask, &old);
+	pid = fork();
+	if (pid != 0)
+		sigprocmask(SIG_SETMASK, &old, NULL);
 
 	if (pid == -1) {
 		log_msg(LOG_ERR, NULL, "worker-failed", "worker=%zu reason=\"%s\"",
@@ -278,7 +326,7 @@ main_spawn(size_t i)
 				close(mw.fds[k]);
 		/* Default signal dispositions: the worker installs its own. */
 		signal(SIGCHLD, SIG_DFL);
-		exit(main_serve(mw.fds[i], mw.debug));
+		exit(main_serve(mw.fds[i], mw.debug, NULL));
 	}
 	log_msg(LOG_INFO, NULL, "worker", "worker=%zu pid=%ld", i, (long)pid);
 	return pid;
@@ -338,6 +386,7 @@ main_master(size_t n, int *fds, int debug)
 		if (sigs[i] == NULL || evsignal_add(sigs[i], NULL) == -1)
 			log_fatal("cannot install signal handlers");
 	}
+	main_listening();
 	for (i = 0; i < n; i++)
 		mw.pids[i] = main_spawn(i);
 	event_base_dispatch(base);
@@ -364,7 +413,7 @@ main(int argc, char *argv[])
 	struct buf errors = BUF_INIT;
 	const char *path = NULL;
 	int ch, check = 0, debug = 0, r, *fds;
-	char err[256], addr[80];
+	char err[256], addr[sizeof(mp.addr)];
 	size_t nw;
 
 	while ((ch = getopt_long(argc, argv, "c:dVh", longopts, NULL)) != -1) {
@@ -404,21 +453,18 @@ main(int argc, char *argv[])
 	if (listener_bind(mp.cfg, fds, nw, addr, sizeof(addr), err,
 	    sizeof(err)) == -1)
 		log_fatal("%s", err);
-	main_drop_privileges(mp.cfg);
 	/*
 	 * Bound and listening: connections queue in the kernel from now on,
 	 * and signals are handled from here (the master's, or the worker's
 	 * once it is up), so a client or a SIGHUP may come at once.
 	 */
+	snprintf(mp.addr, sizeof(mp.addr), "%s", addr);
+	mp.nworkers = nw;
 	if (nw == 1) {
-		log_msg(LOG_INFO, NULL, "listening", "addr=%s mode=%s workers=1",
-		    addr, mp.cfg->mode == MODE_REFLECT ? "reflect" : "forward");
-		r = main_serve(fds[0], debug);
+		r = main_serve(fds[0], debug, main_listening);
 		free(fds);
 		return r;
 	}
-	log_msg(LOG_INFO, NULL, "listening", "addr=%s mode=%s workers=%zu",
-	    addr, mp.cfg->mode == MODE_REFLECT ? "reflect" : "forward", nw);
 	r = main_master(nw, fds, debug);
 	free(fds);
 	return r;
