@@ -145,6 +145,7 @@ static const struct config_key config_limits_keys[] = {
 	{ "max_data_line",	config_uint, OFF(limits.max_data_line), 998, 1048576, LINE_NONE, NULL },
 	{ "max_errors",		config_uint, OFF(limits.max_errors), 1, 1000, LINE_NONE, NULL },
 	{ "min_data_rate",	config_uint, OFF(limits.min_data_rate), 0, 104857600, LINE_NONE, NULL },
+	{ "max_inflight",	config_size, OFF(limits.max_inflight), CONFIG_SIZE_MIN, CONFIG_SIZE_MAX, LINE_NONE, NULL },
 	{ NULL, NULL, 0, 0, 0, LINE_NONE, NULL }
 };
 
@@ -1630,6 +1631,7 @@ config_defaults(void)
 	cf->limits.max_data_line = 998;
 	cf->limits.max_errors = 20;
 	cf->limits.min_data_rate = 500;
+	cf->limits.max_inflight = 512ULL * 1024 * 1024;
 	cf->timeouts.command = 300;
 	cf->timeouts.data = 300;
 	cf->timeouts.connect = 30;

@@ -47,6 +47,7 @@ struct config_limits {
 	unsigned	max_data_line;		/* 998, excl. CRLF */
 	unsigned	max_errors;		/* 20 */
 	unsigned	min_data_rate;		/* bytes/s in DATA; 0 = off; 500 */
+	uint64_t	max_inflight;		/* message bytes held at once, per process; 512M */
 };
 
 struct config_timeouts {			/* seconds */

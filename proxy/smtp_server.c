@@ -93,6 +93,8 @@ struct smtp_session {
 	struct txn		*txn;
 	struct smtp_data_rx	 rx;
 	struct timespec		 t_body;
+	uint64_t		 held;		/* this session's share of smtp_inflight */
+	int			 starved;	/* the in-flight budget ran out in DATA */
 	const char		*close_reason;
 };
 
@@ -105,6 +107,8 @@ struct smtp_server_cmd {
 
 static TAILQ_HEAD(, smtp_session) smtp_sessions =
     TAILQ_HEAD_INITIALIZER(smtp_sessions);
+/* Message bytes held by every session of this process (limits.max_inflight). */
+static uint64_t smtp_inflight;
 static unsigned smtp_nsessions;
 static void (*smtp_close_hook)(void);
 static uint64_t smtp_sid_next;
@@ -116,6 +120,7 @@ static void smtp_server_timeout(evutil_socket_t, short, void *);
 static void smtp_server_resume(evutil_socket_t, short, void *);
 static void smtp_server_process(struct smtp_session *);
 static void smtp_server_txn_reply(void *, int, const char *, const char *);
+static void smtp_server_release(struct smtp_session *);
 
 static void smtp_server_helo(struct smtp_session *, const struct smtp_cmd *);
 static void smtp_server_mail(struct smtp_session *, const struct smtp_cmd *);
@@ -250,6 +255,7 @@ smtp_server_free(struct smtp_session *s)
 	    s->ncmds, s->nmsgs, s->errors);
 	TAILQ_REMOVE(&smtp_sessions, s, entry);
 	smtp_nsessions--;
+	smtp_server_release(s);
 	txn_free(s->txn);
 	bufferevent_free(s->bev);
 	event_free(s->timer);
@@ -412,6 +418,15 @@ smtp_server_close_all(const char *why)
 	}
 }
 
+/* The message is gone (relayed or refused): its bytes leave the budget. */
+static void
+smtp_server_release(struct smtp_session *s)
+{
+	smtp_inflight -= s->held;
+	s->held = 0;
+	s->starved = 0;
+}
+
 /* Busy waiting on the next hop: no client timer runs meanwhile. */
 static void
 smtp_server_busy(struct smtp_session *s, enum smtp_server_pending p)
@@ -488,6 +503,14 @@ smtp_server_mail(struct smtp_session *s, const struct smtp_cmd *cmd)
 		    "Message size exceeds fixed limit");
 		return;
 	}
+	if (smtp_inflight + (m.has_size ? m.size : 0) >
+	    s->cfg->limits.max_inflight) {
+		log_msg(LOG_WARN, s->sid, "busy", "inflight=%llu",
+		    (unsigned long long)smtp_inflight);
+		smtp_server_reply(s, 452, "4.3.1",
+		    "Insufficient system storage, try again later");
+		return;
+	}
 	log_msg(LOG_INFO, s->sid, "mail", "from=%s size=%llu",
 	    log_quote(q, sizeof(q), m.addr, strlen(m.addr)),
 	    (unsigned long long)(m.has_size ? m.size : 0));
@@ -533,6 +556,11 @@ smtp_server_data(struct smtp_session *s, const struct smtp_cmd *cmd)
 		smtp_server_reply(s, 554, "5.5.0",
 		    "Error: improper pipelining: content sent before 354");
 		smtp_server_close(s, "pipelining");
+		return;
+	}
+	if (smtp_inflight >= s->cfg->limits.max_inflight) {
+		smtp_server_reply(s, 452, "4.3.1",
+		    "Insufficient system storage, try again later");
 		return;
 	}
 	smtp_data_rx_init(&s->rx, s->cfg->limits.max_data_line,
@@ -675,9 +703,11 @@ smtp_server_txn_reply(void *arg, int code, const char *enh, const char *text)
 	case PEND_DATA:
 		if (ok)
 			s->nmsgs++;
+		smtp_server_release(s);
 		smtp_server_enter_state(s, SRV_HELO);
 		break;
 	case PEND_RESET:
+		smtp_server_release(s);
 		smtp_server_enter_state(s, SRV_HELO);
 		break;
 	case PEND_HELO:
@@ -704,6 +734,12 @@ smtp_server_body_done(struct smtp_session *s)
 	char text[128];
 
 	smtp_server_busy(s, PEND_DATA);
+	if (s->starved) {
+		s->pending = PEND_RESET;
+		txn_abort(s->txn, 452, "4.3.1",
+		    "Insufficient system storage, try again later");
+		return;
+	}
 	if (f & SMTP_DATA_TOO_BIG) {
 		s->pending = PEND_RESET;
 		txn_abort(s->txn, 552, "5.3.4", "Message size exceeds fixed limit");
@@ -725,6 +761,26 @@ smtp_server_body_done(struct smtp_session *s)
 		return;
 	}
 	txn_data_end(s->txn);
+}
+
+/*
+ * Count what the message now holds against the process-wide budget. Past
+ * it, storing stops (the size limit is pulled down to what is held, so the
+ * state machine only counts from here) and the message gets 452 4.3.1.
+ */
+static void
+smtp_server_account(struct smtp_session *s)
+{
+	uint64_t len = txn_content(s->txn)->len;
+
+	smtp_inflight += len - s->held;
+	s->held = len;
+	if (!s->starved && smtp_inflight > s->cfg->limits.max_inflight) {
+		s->starved = 1;
+		s->rx.max_size = s->rx.size;
+		log_msg(LOG_WARN, s->sid, "busy", "inflight=%llu",
+		    (unsigned long long)smtp_inflight);
+	}
 }
 
 /* Feed buffered input to the DATA state machine. Returns 1 when done. */
@@ -755,6 +811,7 @@ smtp_server_body(struct smtp_session *s)
 			used += (size_t)r;
 		}
 		evbuffer_drain(in, used);
+		smtp_server_account(s);
 	}
 	if (!done)
 		return 0;

@@ -440,6 +440,42 @@ START_TEST(test_data_line_1mib)
 END_TEST
 
 /* 1 MiB of content, no SIZE, limit 64K: 552 after the dot, not before. */
+/*
+ * In-flight budget: past limits.max_inflight (all sessions' held message
+ * bytes) a message gets 452 4.3.1 (temporary: the sender retries), not
+ * unbounded memory; its bytes are released, so the next message goes.
+ */
+START_TEST(test_inflight_budget)
+{
+	struct sink *s = sink_start(NULL, (char *)NULL);
+	struct proxy *px = proxy_start(h_yaml(&s->port, 1,
+	    "limits:\n  max_inflight: 64K\n"));
+	struct buf b = BUF_INIT;
+	struct cli *c;
+	char *wire;
+	size_t i, wlen;
+
+	buf_appends(&b, "Subject: over the budget\r\n\r\n");
+	for (i = 0; b.len < 200 * 1024; i++)
+		buf_appendf(&b, "%08zu%090d\r\n", i, 0);
+	h_keep(b.data);
+	wire = h_stuff(b.data, b.len, &wlen);
+
+	c = cli_open(px->port);
+	cli_cmd(c, 452, "4.3.1", "MAIL FROM:<a@x> SIZE=100000");
+	cli_cmd(c, 250, NULL, "MAIL FROM:<a@x>");
+	cli_cmd(c, 250, NULL, "RCPT TO:<b@y>");
+	cli_cmd(c, 354, NULL, "DATA");
+	cli_send(c, wire, wlen);
+	cli_expect(c, 452, "4.3.1");
+	proxy_wait_log(px, "event=busy");
+	/* Released: a small message fits again. */
+	deliver(c, s, 0, "within the budget");
+	cli_quit(c);
+	H_CHECK(sink_count(s) == 1, "%zu at the sink", sink_count(s));
+}
+END_TEST
+
 START_TEST(test_oversized_without_size)
 {
 	struct sink *s = sink_start(NULL, (char *)NULL);
@@ -566,6 +602,7 @@ main(void)
 	tcase_add_test(tc, test_rcpt_flood);
 	tcase_add_test(tc, test_data_line_1mib);
 	tcase_add_test(tc, test_oversized_without_size);
+	tcase_add_test(tc, test_inflight_budget);
 	suite_add_tcase(s, tc);
 
 	tc = h_tcase("timeouts");
