@@ -99,7 +99,7 @@ struct dnssrv_conn {
 	struct dnssrv		*srv;
 	uint64_t		 id;
 	struct bufferevent	*bev;
-	char			 peer[64];
+	char			 peer[80];
 };
 
 struct dnssrv_pending {
@@ -378,12 +378,14 @@ dnssrv_zone_record(struct dnssrv_zone *z, char **tok, size_t ntok,
 		break;
 	case DNSMSG_T_MX:
 		want = 2;
-		if (ntok == 5 && (dnssrv_parse_u32(tok[3], 65535, &v) == -1 ||
-		    dnsmsg_name_from_text(&rr.rd.mx.host, tok[4], err) == -1)) {
-			if (v > 65535)
-				*err = "MX wants PREFERENCE (0..65535) HOST";
+		if (ntok != 5)
+			break;
+		if (dnssrv_parse_u32(tok[3], 65535, &v) == -1) {
+			*err = "MX wants PREFERENCE (0..65535) HOST";
 			return -1;
 		}
+		if (dnsmsg_name_from_text(&rr.rd.mx.host, tok[4], err) == -1)
+			return -1;
 		rr.rd.mx.pref = (uint16_t)v;
 		break;
 	case DNSMSG_T_PTR:
@@ -588,6 +590,9 @@ dnssrv_lookup(const struct dnssrv *srv, const struct dnsmsg_question *q,
 
 	apex = dnssrv_zone_apex(z, &q->name, &anysoa);
 	if (anysoa && apex == NULL) {
+		/* Not ours: no records, only room for the extra ones. */
+		if ((a->rr = calloc(1 + extra, sizeof(*a->rr))) == NULL)
+			return -1;
 		a->flags |= DNSMSG_R_REFUSED;
 		a->flags &= (uint16_t)~DNSMSG_F_AA;
 		return 0;
@@ -1007,11 +1012,28 @@ dnssrv_conn_read(struct bufferevent *bev, void *arg)
 	}
 }
 
+/* The client has stopped sending: close once its answers are out. */
+static void
+dnssrv_conn_drained(struct bufferevent *bev, void *arg)
+{
+	struct dnssrv_conn *c = arg;
+
+	if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+		dnssrv_conn_free(c);
+}
+
 static void
 dnssrv_conn_event(struct bufferevent *bev, short what, void *arg)
 {
 	struct dnssrv_conn *c = arg;
 
+	if ((what & BEV_EVENT_EOF) &&
+	    evbuffer_get_length(bufferevent_get_output(bev)) > 0) {
+		bufferevent_disable(bev, EV_READ);
+		bufferevent_setcb(bev, NULL, dnssrv_conn_drained,
+		    dnssrv_conn_event, c);
+		return;
+	}
 	log_msg(LOG_DEBUG, c->srv->name, "close", "proto=tcp client=%s "
 	    "reason=%s", c->peer, (what & BEV_EVENT_TIMEOUT) ? "idle" :
 	    (what & BEV_EVENT_EOF) ? "eof" : "error");
@@ -1062,6 +1084,38 @@ dnssrv_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 }
 
+/* "IP:PORT" or "[IPv6]:PORT", port 0..65535 (netaddr refuses 0). */
+static int
+dnssrv_parse_listen(const char *s, struct hostport *hp)
+{
+	const char *colon, *hs = s, *he;
+	unsigned long v;
+	char *end;
+
+	if (s[0] == '[') {
+		hs = s + 1;
+		if ((he = strchr(hs, ']')) == NULL || he[1] != ':')
+			return -1;
+		colon = he + 1;
+	} else {
+		if ((colon = strrchr(s, ':')) == NULL ||
+		    strchr(s, ':') != colon)
+			return -1;
+		he = colon;
+	}
+	if (he == hs || (size_t)(he - hs) >= sizeof(hp->host) ||
+	    colon[1] < '0' || colon[1] > '9')
+		return -1;
+	errno = 0;
+	v = strtoul(colon + 1, &end, 10);
+	if (errno != 0 || *end != '\0' || v > 65535)
+		return -1;
+	memcpy(hp->host, hs, (size_t)(he - hs));
+	hp->host[he - hs] = '\0';
+	hp->port = (uint16_t)v;
+	return 0;
+}
+
 /*
  * UDP and TCP on one port. With port 0 the kernel picks the UDP port; if
  * TCP cannot have the same one, try again with another.
@@ -1072,15 +1126,12 @@ dnssrv_bind(struct dnssrv *srv, const char *listen, char *err, size_t errlen)
 	struct hostport hp;
 	struct sockaddr_storage ss;
 	socklen_t sslen;
-	const char *e;
 	int tries, tcpfd = -1, one = 1;
 
-	if (netaddr_parse_hostport(listen, &hp, &e) == -1) {
-		snprintf(err, errlen, "listen %s: %s", listen, e);
-		return -1;
-	}
-	if (netaddr_to_sockaddr(hp.host, hp.port, &ss, &sslen) == -1) {
-		snprintf(err, errlen, "listen %s: not an IP address", listen);
+	if (dnssrv_parse_listen(listen, &hp) == -1 ||
+	    netaddr_to_sockaddr(hp.host, hp.port, &ss, &sslen) == -1) {
+		snprintf(err, errlen, "listen %s: want IP:PORT or [IPv6]:PORT "
+		    "(port 0 picks one)", listen);
 		return -1;
 	}
 	for (tries = 0; tries < (hp.port == 0 ? DNSSRV_BIND_TRIES : 1); tries++) {
@@ -1184,7 +1235,7 @@ dnssrv_load_zone(struct dnssrv *srv, const char *path, char *err,
     size_t errlen)
 {
 	struct buf b = BUF_INIT;
-	char chunk[8192];
+	char chunk[8192], e[256];
 	size_t n;
 	FILE *fp;
 	int rc;
@@ -1205,14 +1256,10 @@ dnssrv_load_zone(struct dnssrv *srv, const char *path, char *err,
 		goto fail;
 	}
 	fclose(fp);
-	rc = dnssrv_set_records(srv, b.data != NULL ? b.data : "", b.len, err,
-	    errlen);
-	if (rc == -1 && strlen(err) + strlen(path) + 3 < errlen) {
-		char tmp[512];
-
-		snprintf(tmp, sizeof(tmp), "%s", err);
-		snprintf(err, errlen, "%s: %s", path, tmp);
-	}
+	rc = dnssrv_set_records(srv, b.data != NULL ? b.data : "", b.len, e,
+	    sizeof(e));
+	if (rc == -1)
+		snprintf(err, errlen, "%s: %s", path, e);
 	buf_free(&b);
 	return rc;
 fail:

@@ -616,6 +616,8 @@ dnsmsg_wr_bytes(struct dnsmsg_wr *w, const void *p, size_t n)
 {
 	if (dnsmsg_wr_room(w, n) == -1)
 		return -1;
+	if (n == 0)
+		return 0;	/* p may be NULL: empty raw data */
 	memcpy(w->p + w->len, p, n);
 	w->len += n;
 	return 0;
@@ -646,17 +648,13 @@ static long
 dnsmsg_wr_find(const struct dnsmsg_wr *w, const unsigned char *wire,
     size_t len)
 {
-	size_t i, j;
+	size_t i;
 
-	for (i = 0; i < w->ncomp; i++) {
-		if (w->comp[i].len != len)
-			continue;
-		for (j = 0; j < len; j++)
-			if (tolower(w->comp[i].wire[j]) != tolower(wire[j]))
-				break;
-		if (j == len)
+	/* Exact octets: a pointer must not change the spelling of a name. */
+	for (i = 0; i < w->ncomp; i++)
+		if (w->comp[i].len == len &&
+		    memcmp(w->comp[i].wire, wire, len) == 0)
 			return (long)w->comp[i].off;
-	}
 	return -1;
 }
 

@@ -51,6 +51,7 @@ sim_msg_free(struct sim_msg *m)
 	free((char *)m->client_ip);
 	free((char *)m->helo);
 	free((char *)m->mail_from);
+	free((char *)m->tls);
 	for (i = 0; i < m->nrcpts; i++)
 		free(m->rcpts[i]);
 	free(m->rcpts);
@@ -102,6 +103,7 @@ sim_msg_dup(const struct sim_msg *src)
 	    sim_msg_set(&m->client_ip, src->client_ip) == -1 ||
 	    sim_msg_set(&m->helo, src->helo) == -1 ||
 	    sim_msg_set(&m->mail_from, src->mail_from) == -1 ||
+	    sim_msg_set(&m->tls, src->tls) == -1 ||
 	    buf_append(&m->content, src->content.data, src->content.len) == -1)
 		goto fail;
 	for (i = 0; i < src->nrcpts; i++)

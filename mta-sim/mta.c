@@ -21,6 +21,11 @@
  *
  * Everything is bounded: queue length, message size, recipients, and each
  * session by its timeouts; a proxy that hangs only holds its own message.
+ *
+ * TLS: its listeners can offer STARTTLS, and its deliveries can use it,
+ * verifying each hop's chain against a trust file and the hop's IP address
+ * against its certificate (or encrypting without verifying). A proxy whose
+ * TLS fails counts as one that did not answer, so the next one is tried.
  */
 #include <sys/queue.h>
 
@@ -32,11 +37,14 @@
 
 #include <event2/event.h>
 
+#include <openssl/ssl.h>
+
 #include "buf.h"
 #include "log.h"
 #include "netaddr.h"
 #include "sim.h"
 #include "smtp_addr.h"
+#include "tls.h"
 
 #define MTA_RETRY_DEFAULT	200		/* ms */
 #define MTA_RETRY_MAX_DEFAULT	5000		/* ms */
@@ -143,6 +151,8 @@ struct sim_mta {
 	unsigned		 timeout_ms;
 	unsigned		 connect_timeout_ms;
 	size_t			 max_queue;
+	enum sim_tls_use	 tls_outbound;
+	SSL_CTX			*tls_ctx;	/* for deliveries; NULL without TLS */
 
 	struct sim_sink		*main;
 	struct sim_sink		*resubmit;
@@ -270,6 +280,37 @@ mta_canon_ip(char **ip, char *err, size_t errlen)
 	return 0;
 }
 
+/* One client context for every delivery: the trust file is read once. */
+static int
+mta_configure_tls(struct sim_mta *mta, const struct sim_mta_opts *o,
+    char *err, size_t errlen)
+{
+	char why[512];
+
+	switch (o->tls_outbound) {
+	case SIM_TLS_NO:
+		if (o->tls_trust != NULL) {
+			snprintf(err, errlen, "tls_trust needs tls_outbound");
+			return -1;
+		}
+		return 0;
+	case SIM_TLS_MAY:
+	case SIM_TLS_MUST:
+		break;
+	default:
+		snprintf(err, errlen, "unknown tls_outbound %d",
+		    (int)o->tls_outbound);
+		return -1;
+	}
+	mta->tls_outbound = o->tls_outbound;
+	if ((mta->tls_ctx = tls_client_ctx(o->tls_trust, o->tls_trust != NULL,
+	    why, sizeof(why))) == NULL) {
+		snprintf(err, errlen, "tls: %s", why);
+		return -1;
+	}
+	return 0;
+}
+
 static int
 mta_configure(struct sim_mta *mta, const struct sim_mta_opts *o, char *err,
     size_t errlen)
@@ -389,7 +430,7 @@ mta_configure(struct sim_mta *mta, const struct sim_mta_opts *o, char *err,
 			snprintf(err, errlen, "bad helo name");
 			return -1;
 		}
-	return 0;
+	return mta_configure_tls(mta, o, err, errlen);
 enomem:
 	snprintf(err, errlen, "out of memory");
 	return -1;
@@ -595,9 +636,10 @@ mta_enqueue(struct sim_mta *mta, const struct sim_msg *m, int received)
 	if (received) {
 		/* The trace a real MTA adds, so a sink can see the path. */
 		mta_trace_name(helo, sizeof(helo), m->helo);
+		/* RFC 3848: ESMTPS when it came over TLS. */
 		if (buf_appendf(&c, "Received: from %s ([%s])\r\n\tby %s with "
-		    "ESMTP id %lu;\r\n\t%s\r\n", helo, m->client_ip, mta->helo,
-		    e->id, e->date) == -1 ||
+		    "ESMTP%s id %lu;\r\n\t%s\r\n", helo, m->client_ip, mta->helo,
+		    m->tls != NULL ? "S" : "", e->id, e->date) == -1 ||
 		    buf_append(&c, m->content.data, m->content.len) == -1)
 			goto fail;
 		buf_free(&e->m->content);
@@ -701,6 +743,8 @@ mta_job_start(struct mta_entry *e, const char *to, const char *route,
 	so.len = e->m->content.len;
 	so.timeout_ms = mta->timeout_ms;
 	so.greeting_timeout_ms = mta->connect_timeout_ms;
+	so.starttls = mta->tls_outbound;
+	so.tls_ctx = mta->tls_ctx;	/* the name checked: the hop's IP */
 	TAILQ_INSERT_TAIL(&mta->jobs, j, entry);
 	e->njobs++;
 	log_msg(LOG_INFO, e->sid, "deliver", "route=%s to=%s rcpts=%zu "
@@ -982,6 +1026,14 @@ mta_job_result(struct mta_job *j, const struct sim_send_result *r)
 	free(later);
 }
 
+/* The session ended because TLS could not be used as required. */
+static int
+mta_tls_failed(const struct sim_send_result *r)
+{
+	return r->error != NULL && r->stage != NULL &&
+	    (strcmp(r->stage, "starttls") == 0 || strcmp(r->stage, "tls") == 0);
+}
+
 static void
 mta_job_cb(void *arg, const struct sim_send_result *r)
 {
@@ -992,8 +1044,9 @@ mta_job_cb(void *arg, const struct sim_send_result *r)
 	int proxy = j->proxy;
 
 	j->send = NULL;		/* gone once it has reported */
-	if (proxy >= 0 && (!r->connected || r->greeting / 100 != 2)) {
-		/* This proxy did not answer: the next one may. */
+	if (proxy >= 0 && (!r->connected || r->greeting / 100 != 2 ||
+	    mta_tls_failed(r))) {
+		/* This proxy did not answer (or not over TLS): the next one may. */
 		snprintf(why, sizeof(why), "%s: %s", j->to, r->error ? r->error :
 		    r->greeting_text ? r->greeting_text : "no greeting");
 		log_msg(LOG_INFO, e->sid, "proxy-down", "proxy=%s", j->to);
@@ -1253,6 +1306,9 @@ mta_listen(struct sim_mta *mta, const char *addr, const char *label,
 	so.no_keep = 1;
 	so.max_size = o->max_size ? o->max_size : MTA_SIZE_DEFAULT;
 	so.max_rcpts = o->max_rcpts ? o->max_rcpts : MTA_RCPTS_DEFAULT;
+	so.tls_cert = o->tls_cert;
+	so.tls_key = o->tls_key;
+	so.tls_required = o->tls_required;
 	if ((sk = sim_sink_new(mta->base, &so, err, errlen)) == NULL)
 		return NULL;
 	sim_sink_on_accept(sk, mta_accept, mta);
@@ -1309,11 +1365,15 @@ sim_mta_new(struct event_base *base, const struct sim_mta_opts *o,
 		goto fail;
 	}
 	log_msg(LOG_INFO, mta->name, "mta", "arch=%s listen=%s resubmit=%s "
-	    "source=%s proxies=%zu bypass=%s block=%s", mta_strarch(mta->arch),
+	    "source=%s proxies=%zu bypass=%s block=%s tls_in=%s tls_out=%s "
+	    "verify=%s", mta_strarch(mta->arch),
 	    sim_sink_addr(mta->main), mta->resubmit ?
 	    sim_sink_addr(mta->resubmit) : "-", mta->source ? mta->source : "-",
 	    mta->nproxies, mta->bypass ? mta->bypass : "-",
-	    mta->block_on_failure ? "yes" : "no");
+	    mta->block_on_failure ? "yes" : "no", o->tls_cert ? "yes" : "no",
+	    mta->tls_outbound == SIM_TLS_MUST ? "must" :
+	    mta->tls_outbound == SIM_TLS_MAY ? "may" : "no",
+	    o->tls_trust != NULL ? "yes" : "no");
 	return mta;
 fail:
 	sim_mta_free(mta);
@@ -1395,5 +1455,6 @@ sim_mta_free(struct sim_mta *mta)
 	mta_strv_free(mta->exceptions, mta->nexceptions);
 	mta_strv_free(mta->local_domains, mta->nlocal_domains);
 	free(mta->mailbox);
+	SSL_CTX_free(mta->tls_ctx);
 	free(mta);
 }

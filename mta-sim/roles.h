@@ -25,6 +25,7 @@
 #include "buf.h"
 
 struct event_base;
+struct ssl_ctx_st;
 
 /* One message as a role recorded it. */
 struct sim_msg {
@@ -38,10 +39,23 @@ struct sim_msg {
 	size_t		 nrcpts;
 	struct buf	 content;	/* as received, un-stuffed, CRLF */
 	double		 t;		/* sim_clock() when recorded */
+	const char	*tls;		/* "TLSv1.3 TLS_AES_256_GCM_SHA384" when the
+					   session had done STARTTLS; NULL: plaintext */
 };
 
 /* Seconds since the process first asked (monotonic): the time base of t. */
 double		 sim_clock(void);
+
+/*
+ * When a client uses STARTTLS: never (the default), when the server offers
+ * it (a refusal or no offer means plaintext), or always (no offer, a
+ * refusal or a failed handshake ends the session with an error).
+ */
+enum sim_tls_use {
+	SIM_TLS_NO = 0,
+	SIM_TLS_MAY,
+	SIM_TLS_MUST
+};
 
 /* Value of the first header called name (unfolded), or NULL. */
 const char	*sim_msg_header(const struct sim_msg *, const char *name,
@@ -66,6 +80,13 @@ struct sim_sink_opts {
 	size_t			  max_rcpts;	/* per transaction; 0 = default (1000) */
 	const char		 *listener;	/* sim_msg.listener; NULL = "main" */
 	int			  no_keep;	/* count messages, do not keep them (sim_sink_msg gives NULL) */
+	/* TLS; all unset: no STARTTLS (the command gets 502). */
+	const char		 *tls_cert;	/* PEM chain: with tls_key, STARTTLS is offered */
+	const char		 *tls_key;	/* PEM key, not encrypted */
+	int			  tls_required;	/* 530 5.7.0 to MAIL before STARTTLS */
+	const char		 *tls_inject;	/* hostile: bytes written in clear after the
+						   220 to STARTTLS, before the handshake;
+						   escapes as in raw: rules */
 };
 
 struct sim_sink;
@@ -131,6 +152,14 @@ struct sim_mta_opts {
 	size_t			  max_queue;	/* messages; a full queue answers 452; default 1000 */
 	uint64_t		  max_size;	/* message size; default 10 MiB */
 	size_t			  max_rcpts;	/* per message; default 100 */
+	/* TLS; all unset: none. */
+	const char		 *tls_cert;	/* its listeners offer STARTTLS with this chain */
+	const char		 *tls_key;
+	int			  tls_required;	/* its listeners want STARTTLS before MAIL */
+	enum sim_tls_use	  tls_outbound;	/* STARTTLS on its own deliveries */
+	const char		 *tls_trust;	/* verify every hop's chain against this PEM
+						   bundle, and its IP address against the
+						   certificate; NULL: encrypt without verifying */
 };
 
 enum sim_mta_event_type {
@@ -180,6 +209,18 @@ struct sim_send_opts {
 	size_t			  len;
 	unsigned		  timeout_ms;	/* whole session; default 30000 */
 	unsigned		  greeting_timeout_ms; /* connect + greeting; 0 = timeout_ms */
+	/* TLS; all unset: no STARTTLS. */
+	enum sim_tls_use	  starttls;
+	const char		 *tls_trust;	/* verify the server's chain against this PEM
+						   bundle; NULL: encrypt without verifying */
+	const char		 *tls_verify_name; /* name (or IP) the certificate must carry
+						   when tls_trust is set; NULL: the host of `to` */
+	int			  starttls_inject; /* hostile: pipeline "STARTTLS\r\nEHLO
+						   injected\r\n", then send MAIL before EHLO
+						   over TLS; anything but 503 to it (or a reply
+						   to the injected EHLO) is an error */
+	struct ssl_ctx_st	 *tls_ctx;	/* a client context to use instead of one
+						   made from tls_trust (not copied: up-ref'd) */
 };
 
 struct sim_send_result {
@@ -198,7 +239,16 @@ struct sim_send_result {
 	const char *const *rcpt_text;		/* one per recipient */
 	const char	*data_text;
 	const char	*stage;			/* last command sent: "connect", "greeting",
-						   "ehlo", "helo", "mail", "rcpt", "data", "dot" */
+						   "ehlo", "helo", "starttls" (also: STARTTLS
+						   needed but not offered), "tls" (handshake),
+						   "probe" (injection check), "mail", "rcpt",
+						   "data", "dot" */
+	int		 tls;			/* the session ran over TLS from here on */
+	const char	*tls_proto;		/* "TLSv1.3"; NULL without TLS */
+	const char	*tls_cipher;		/* "TLS_AES_256_GCM_SHA384" */
+	const char	*tls_verify;		/* "ok": chain and name checked against
+						   tls_trust; "unchecked" */
+	const char	*tls_peer;		/* the certificate's subject CN, or "none" */
 };
 typedef void sim_send_cb(void *arg, const struct sim_send_result *);
 

@@ -19,6 +19,7 @@ static const char *const rules_when_names[RULES__COUNT] = {
 	[RULES_DOT] = "dot",
 	[RULES_RSET] = "rset",
 	[RULES_QUIT] = "quit",
+	[RULES_STARTTLS] = "starttls",
 };
 
 #define RULES_DELAY_MAX	3600.0
@@ -114,7 +115,7 @@ rules_parse_when(struct rules_rule *r, const char *s, size_t len,
 			return 0;
 		}
 	*err = "unknown WHEN (connect helo ehlo mail rcpt rcpt:ADDR data body "
-	    "dot rset quit)";
+	    "dot rset quit starttls)";
 	return -1;
 }
 

@@ -22,6 +22,7 @@ enum rules_when {
 	RULES_DOT,		/* after the final dot, before the reply */
 	RULES_RSET,
 	RULES_QUIT,
+	RULES_STARTTLS,		/* the STARTTLS command (when TLS is offered) */
 	RULES__COUNT
 };
 

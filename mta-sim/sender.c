@@ -7,6 +7,13 @@
  * The same file holds sim_send (roles.h): one message over one session,
  * with every reply kept for the caller. Scenarios send with it, and the
  * integrated MTA delivers with it.
+ *
+ * Both can use STARTTLS, verifying the server against a trust file or
+ * not at all. A client throws away whatever the server sent in clear
+ * after its 220 to STARTTLS, and says EHLO again over TLS. The hostile
+ * variant pipelines "STARTTLS\r\nEHLO injected\r\n" in one write and then
+ * checks that the server kept nothing of it: over TLS it sends MAIL before
+ * any EHLO, which a server that reset its state must refuse with 503.
  */
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -25,7 +32,10 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
+
+#include <openssl/ssl.h>
 
 #include "buf.h"
 #include "log.h"
@@ -34,17 +44,24 @@
 #include "smtp_addr.h"
 #include "smtp_data.h"
 #include "smtp_reply.h"
+#include "tls.h"
 
 #define SENDER_SIZE_DEFAULT	1024
 #define SENDER_TIMEOUT_DEFAULT	30.0
 #define SENDER_DATA_MAX		(256 * 1024 * 1024)
 #define SENDER_LINE_WIDTH	76
 
+#define STARTTLS_CMD		"STARTTLS\r\n"
+#define STARTTLS_INJECT		"STARTTLS\r\nEHLO injected\r\n"
+
 enum sender_state {
 	SENDER_CONNECTING,
 	SENDER_GREETING,
 	SENDER_EHLO,
 	SENDER_HELO,
+	SENDER_STARTTLS,	/* waiting for the 220 */
+	SENDER_TLS,		/* handshake under way */
+	SENDER_PROBE,		/* injection check: MAIL before EHLO over TLS */
 	SENDER_MAIL,		/* waiting for the MAIL reply */
 	SENDER_RCPT,		/* waiting for RCPT replies */
 	SENDER_DATA,		/* waiting for the DATA reply */
@@ -84,6 +101,13 @@ struct sender {
 	unsigned long		 sent;
 	unsigned long		 outcome[SENDER__OUTCOMES];
 	unsigned long		 live;
+
+	int			 starttls;	/* --starttls: required */
+	int			 inject;	/* --starttls-inject */
+	SSL_CTX			*tls_ctx;
+	const char		*tls_name;	/* checked with --tls-trust */
+	struct hostport		 tls_host;	/* --to's, the default name */
+	unsigned long		 ntls;		/* sessions that got TLS up */
 };
 
 struct sender_session {
@@ -102,6 +126,7 @@ struct sender_session {
 	int			 rcpt_temp;	/* some RCPT got a 4xx */
 	enum sender_outcome	 fail;		/* why the transaction failed */
 	int			 doomed;	/* 354 with nothing to send */
+	int			 tls;		/* TLS is up */
 	struct smtp_reply	 reply;
 };
 
@@ -109,8 +134,8 @@ static const char *
 sender_strstate(enum sender_state st)
 {
 	static const char *const names[] = {
-		"connecting", "greeting", "ehlo", "helo", "mail", "rcpt",
-		"data", "dot", "rset", "quit", "done"
+		"connecting", "greeting", "ehlo", "helo", "starttls", "tls",
+		"probe", "mail", "rcpt", "data", "dot", "rset", "quit", "done"
 	};
 
 	return (unsigned)st < sizeof(names) / sizeof(names[0]) ? names[st] : "?";
@@ -121,8 +146,8 @@ static const char *
 sender_cmdname(enum sender_state st)
 {
 	static const char *const names[] = {
-		"CONNECT", "CONNECT", "EHLO", "HELO", "MAIL", "RCPT",
-		"DATA", "DOT", "RSET", "QUIT", "-"
+		"CONNECT", "CONNECT", "EHLO", "HELO", "STARTTLS", "TLS",
+		"MAIL", "MAIL", "RCPT", "DATA", "DOT", "RSET", "QUIT", "-"
 	};
 
 	return (unsigned)st < sizeof(names) / sizeof(names[0]) ? names[st] : "?";
@@ -370,6 +395,67 @@ sender_has_ext(const struct smtp_reply *r, const char *name)
 	return 0;
 }
 
+static void	sender_read_cb(struct bufferevent *, void *);
+static void	sender_event_cb(struct bufferevent *, short, void *);
+
+/*
+ * 220 to STARTTLS: what the server sent after it is not part of any reply
+ * (RFC 3207 4.2), so it goes; then TLS under the session.
+ */
+static void
+sender_tls_begin(struct sender_session *s)
+{
+	struct sender *snd = s->snd;
+	struct evbuffer *in = bufferevent_get_input(s->bev);
+	struct bufferevent *tb;
+	size_t n = evbuffer_get_length(in);
+	SSL *ssl;
+
+	if (n > 0 && snd->inject) {
+		/* Most likely the answer to the EHLO we slipped in. */
+		sender_print_error(s, "injection-answered-in-clear");
+		sender_abort(s, SENDER_ERROR);
+		return;
+	}
+	if (n > 0) {
+		log_msg(LOG_WARN, s->sid, "tls-discard", "bytes=%zu", n);
+		evbuffer_drain(in, n);
+	}
+	if ((ssl = tls_client_ssl(snd->tls_ctx, snd->tls_name)) == NULL ||
+	    (tb = sim_tls_start(s->bev, ssl, 0)) == NULL)
+		log_fatal("cannot start TLS: out of memory");
+	s->bev = tb;
+	bufferevent_setcb(tb, sender_read_cb, NULL, sender_event_cb, s);
+	bufferevent_set_timeouts(tb, &snd->timeout, &snd->timeout);
+	bufferevent_enable(tb, EV_READ | EV_WRITE);
+	sender_enter_state(s, SENDER_TLS);
+}
+
+/* The handshake is done: say so, then EHLO again (or the probe first). */
+static void
+sender_tls_up(struct sender_session *s)
+{
+	struct sim_tls_facts f;
+
+	s->tls = 1;
+	s->snd->ntls++;
+	sim_tls_facts(bufferevent_openssl_get_ssl(s->bev), &f);
+	log_msg(LOG_INFO, s->sid, "tls", "proto=%s cipher=%s verify=%s peer=%s",
+	    f.proto, f.cipher, f.verify, f.peer);
+	if (!s->snd->quiet) {
+		printf("session=%lu msg=0 cmd=TLS proto=%s cipher=%s verify=%s "
+		    "peer=%s\n", s->id, f.proto, f.cipher, f.verify, f.peer);
+		fflush(stdout);
+	}
+	if (s->snd->inject) {
+		sender_cmd(s, "MAIL FROM:<%s>", s->snd->from);
+		sender_enter_state(s, SENDER_PROBE);
+		return;
+	}
+	sender_cmd(s, "EHLO %s", s->snd->helo);
+	sender_enter_state(s, SENDER_EHLO);
+}
+
 static void
 sender_on_reply(struct sender_session *s)
 {
@@ -408,9 +494,45 @@ sender_on_reply(struct sender_session *s)
 			sender_enter_state(s, SENDER_QUIT);
 			break;
 		}
+		if (s->snd->starttls && !s->tls) {
+			if (s->state == SENDER_EHLO && sender_has_ext(r, "STARTTLS")) {
+				if (s->snd->inject)
+					sender_write(s, STARTTLS_INJECT,
+					    sizeof(STARTTLS_INJECT) - 1);
+				else
+					sender_write(s, STARTTLS_CMD,
+					    sizeof(STARTTLS_CMD) - 1);
+				sender_enter_state(s, SENDER_STARTTLS);
+				break;
+			}
+			sender_print_error(s, "starttls-not-offered");
+			sender_give_up(s, SENDER_ERROR);
+			sender_cmd(s, "QUIT");
+			sender_enter_state(s, SENDER_QUIT);
+			break;
+		}
 		s->pipelining = s->state == SENDER_EHLO &&
 		    sender_has_ext(r, "PIPELINING");
 		sender_next(s);
+		break;
+	case SENDER_STARTTLS:
+		if (r->code == 220) {
+			sender_tls_begin(s);
+			break;
+		}
+		sender_give_up(s, cls == SENDER_ACCEPTED ? SENDER_ERROR : cls);
+		sender_cmd(s, "QUIT");
+		sender_enter_state(s, SENDER_QUIT);
+		break;
+	case SENDER_PROBE:
+		if (r->code != 503) {
+			/* It kept the EHLO from before TLS, or ran it after. */
+			sender_print_error(s, "injection-not-discarded");
+			sender_abort(s, SENDER_ERROR);
+			break;
+		}
+		sender_cmd(s, "EHLO %s", s->snd->helo);
+		sender_enter_state(s, SENDER_EHLO);
 		break;
 	case SENDER_MAIL:
 		s->mail_ok = cls == SENDER_ACCEPTED;
@@ -470,6 +592,7 @@ sender_on_reply(struct sender_session *s)
 		sender_enter_state(s, SENDER_DONE);
 		break;
 	case SENDER_CONNECTING:
+	case SENDER_TLS:
 	case SENDER_DONE:
 		log_panic("reply in state %s", sender_strstate(s->state));
 	}
@@ -500,7 +623,8 @@ sender_read_cb(struct bufferevent *bev, void *arg)
 	/* Bytes can come before the connect event is delivered. */
 	if (s->state == SENDER_CONNECTING)
 		sender_enter_state(s, SENDER_GREETING);
-	while (s->state != SENDER_DONE) {
+	/* Once TLS goes under, `in` is the filter's to read, not ours. */
+	while (s->state != SENDER_DONE && s->state != SENDER_TLS) {
 		if ((line = evbuffer_readln(in, &len, EVBUFFER_EOL_CRLF)) == NULL) {
 			/* The limit is decided on the buffer, before parsing. */
 			if (evbuffer_get_length(in) > SMTP_REPLY_LINE_MAX) {
@@ -537,11 +661,31 @@ sender_event_cb(struct bufferevent *bev, short what, void *arg)
 {
 	struct sender_session *s = arg;
 
+	if ((what & BEV_EVENT_CONNECTED) && s->state == SENDER_TLS) {
+		sender_tls_up(s);
+		return;
+	}
 	if (what & BEV_EVENT_CONNECTED) {
 		netaddr_nodelay(bufferevent_getfd(bev));
 		log_msg(LOG_DEBUG, s->sid, "connected", NULL);
 		if (s->state == SENDER_CONNECTING)
 			sender_enter_state(s, SENDER_GREETING);
+		return;
+	}
+	if (s->state == SENDER_TLS) {
+		struct buf line = BUF_INIT;
+		char why[256];
+
+		tls_error(bufferevent_openssl_get_ssl(bev),
+		    bufferevent_get_openssl_error(bev), why, sizeof(why));
+		if (buf_appends(&line, "tls-failed reason=") == -1 ||
+		    sim_quote(&line, why, strlen(why)) == -1 ||
+		    buf_cstr(&line) == NULL)
+			log_fatal("out of memory");
+		sender_print_error(s, line.data);
+		buf_free(&line);
+		sender_abort(s, SENDER_ERROR);
+		sender_free(s);
 		return;
 	}
 	if (s->state == SENDER_QUIT) {
@@ -595,9 +739,17 @@ sender_usage(FILE *fp)
 	    "                    [--count N] [--sessions M] [--data FILE | --size BYTES]\n"
 	    "                    [--subject S] [--helo NAME] [--timeout SECONDS]\n"
 	    "                    [--quiet] [--mail-param P]... [--rcpt-param P]...\n"
+	    "                    [--starttls [--tls-trust F [--tls-verify-name NAME]]\n"
+	    "                     [--starttls-inject]]\n"
 	    "  Sends N messages (default 1) over M sessions (default 1). Prints\n"
 	    "  one line per reply, then \"sent=N accepted=A tempfail=T permfail=P\n"
-	    "  errors=E\". Exit 0 iff every message got a 2xx to its final dot.\n");
+	    "  errors=E\" (and \" tls=K\" with --starttls: sessions over TLS).\n"
+	    "  Exit 0 iff every message got a 2xx to its final dot.\n"
+	    "  --starttls: use it, or fail the session. --tls-trust: verify the\n"
+	    "  server's chain against this PEM bundle and its name (default: the\n"
+	    "  host of --to) against the certificate; without it: encrypt only.\n"
+	    "  --starttls-inject: pipeline STARTTLS and \"EHLO injected\", then\n"
+	    "  check over TLS that MAIL before EHLO gets 503.\n");
 }
 
 /* "<a@b>" or "a@b" to "a@b"; no bytes that could break a command line. */
@@ -713,10 +865,16 @@ sender_options(struct sender *snd, int argc, char **argv)
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "mail-param", required_argument, NULL, 'M' },
 		{ "rcpt-param", required_argument, NULL, 'R' },
+		{ "starttls", no_argument, NULL, 's' },
+		{ "tls-trust", required_argument, NULL, 'C' },
+		{ "tls-verify-name", required_argument, NULL, 'N' },
+		{ "starttls-inject", no_argument, NULL, 'I' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
-	const char *to = NULL, *data = NULL, *err;
+	const char *to = NULL, *data = NULL, *err, *trust = NULL;
+	struct hostport hp;
+	char why[512];
 	unsigned long v;
 	double timeout = SENDER_TIMEOUT_DEFAULT;
 	int ch, have_size = 0, have_from = 0;
@@ -790,6 +948,22 @@ sender_options(struct sender *snd, int argc, char **argv)
 			if (sender_opt_param(&snd->rcpt_params, optarg) == -1)
 				return sender_usage_error("bad --rcpt-param", optarg);
 			break;
+		case 's':
+			snd->starttls = 1;
+			break;
+		case 'C':
+			trust = optarg;
+			break;
+		case 'N':
+			if (netaddr_parse_hostport(optarg, &hp, &err) == -1 ||
+			    hp.port != 0)
+				return sender_usage_error("bad --tls-verify-name",
+				    optarg);
+			snd->tls_name = optarg;
+			break;
+		case 'I':
+			snd->starttls = snd->inject = 1;
+			break;
 		case 'h':
 			sender_usage(stdout);
 			return 1;
@@ -800,6 +974,12 @@ sender_options(struct sender *snd, int argc, char **argv)
 	}
 	if (optind != argc)
 		return sender_usage_error("unexpected argument", argv[optind]);
+	if ((trust != NULL || snd->tls_name != NULL) && !snd->starttls)
+		return sender_usage_error("--tls-trust and --tls-verify-name "
+		    "need --starttls", NULL);
+	if (snd->tls_name != NULL && trust == NULL)
+		return sender_usage_error("--tls-verify-name needs --tls-trust",
+		    NULL);
 	if (to == NULL || !have_from || snd->nrcpt == 0)
 		return sender_usage_error("--to, --from and --rcpt are required", NULL);
 	if (data != NULL && have_size)
@@ -808,6 +988,15 @@ sender_options(struct sender *snd, int argc, char **argv)
 		return sender_usage_error(err, to);
 	if (data != NULL && sender_load_data(snd, data) == -1)
 		return SIM_EXIT_USAGE;
+	if (snd->starttls) {
+		if ((snd->tls_ctx = tls_client_ctx(trust, trust != NULL, why,
+		    sizeof(why))) == NULL)
+			return sender_usage_error(why, NULL);
+		/* The name a verified certificate must carry: the host dialled. */
+		if (snd->tls_name == NULL &&
+		    netaddr_parse_hostport(to, &snd->tls_host, &err) == 0)
+			snd->tls_name = snd->tls_host.host;
+	}
 	snd->timeout.tv_sec = (time_t)timeout;
 	snd->timeout.tv_usec = (suseconds_t)((timeout - (double)snd->timeout.tv_sec) *
 	    1e6);
@@ -846,14 +1035,18 @@ sender_main(int argc, char **argv)
 	if (snd.live > 0)
 		event_base_dispatch(snd.base);
 
-	printf("sent=%lu accepted=%lu tempfail=%lu permfail=%lu errors=%lu\n",
+	printf("sent=%lu accepted=%lu tempfail=%lu permfail=%lu errors=%lu",
 	    snd.sent, snd.outcome[SENDER_ACCEPTED], snd.outcome[SENDER_TEMPFAIL],
 	    snd.outcome[SENDER_PERMFAIL], snd.outcome[SENDER_ERROR]);
+	if (snd.starttls)
+		printf(" tls=%lu", snd.ntls);
+	printf("\n");
 	fflush(stdout);
 	rc = snd.outcome[SENDER_ACCEPTED] == snd.count ? 0 : 1;
 
 	event_base_free(snd.base);
 out:
+	SSL_CTX_free(snd.tls_ctx);
 	free(snd.rcpts);
 	buf_free(&snd.data);
 	buf_free(&snd.mail_params);
@@ -870,6 +1063,9 @@ enum send_state {
 	SEND_GREETING,
 	SEND_EHLO,
 	SEND_HELO,
+	SEND_STARTTLS,		/* waiting for the 220 */
+	SEND_TLS,		/* handshake under way */
+	SEND_PROBE,		/* injection check: MAIL before EHLO over TLS */
 	SEND_MAIL,
 	SEND_RCPT,
 	SEND_DATA,
@@ -900,6 +1096,13 @@ struct sim_send {
 	int			*rcpt_codes;
 	char		       **rcpt_texts;
 	char			*texts[5];	/* greeting, mail, data, final, error */
+
+	enum sim_tls_use	 starttls;
+	int			 inject;
+	SSL_CTX			*tls_ctx;
+	char			*tls_name;
+	int			 tls;		/* TLS is up */
+	struct sim_tls_facts	 facts;
 };
 
 enum { SEND_T_GREETING, SEND_T_MAIL, SEND_T_DATA, SEND_T_FINAL, SEND_T_ERROR };
@@ -910,8 +1113,8 @@ static const char *
 send_strstate(enum send_state st)
 {
 	static const char *const names[] = {
-		"connecting", "greeting", "ehlo", "helo", "mail", "rcpt", "data",
-		"dot", "done"
+		"connecting", "greeting", "ehlo", "helo", "starttls", "tls",
+		"probe", "mail", "rcpt", "data", "dot", "done"
 	};
 
 	return (unsigned)st < sizeof(names) / sizeof(names[0]) ? names[st] : "?";
@@ -997,11 +1200,33 @@ send_cmd(struct sim_send *s, const char *fmt, ...)
 static void
 send_finish(struct sim_send *s)
 {
+	struct bufferevent *u;
+	struct evbuffer_iovec v[4];
+	struct msghdr mh;
 	evutil_socket_t fd;
+	int n;
 
-	if (s->bev != NULL && (fd = bufferevent_getfd(s->bev)) != -1 &&
-	    evbuffer_get_length(bufferevent_get_output(s->bev)) == 0)
-		(void)send(fd, "QUIT\r\n", 6, MSG_NOSIGNAL | MSG_DONTWAIT);
+	if (s->bev == NULL || !sim_flushed(s->bev))
+		;
+	else if ((u = bufferevent_get_underlying(s->bev)) == NULL) {
+		if ((fd = bufferevent_getfd(s->bev)) != -1)
+			(void)send(fd, "QUIT\r\n", 6, MSG_NOSIGNAL |
+			    MSG_DONTWAIT);
+	} else if ((fd = bufferevent_getfd(u)) != -1 &&
+	    bufferevent_write(s->bev, "QUIT\r\n", 6) == 0) {
+		/*
+		 * The filter encrypts at once, into the socket's output
+		 * buffer; only the bufferevent may drain that (its start is
+		 * frozen), so the record is sent from here as it lies there.
+		 */
+		n = evbuffer_peek(bufferevent_get_output(u), -1, NULL, v, 4);
+		if (n > 0 && n <= 4) {
+			memset(&mh, 0, sizeof(mh));
+			mh.msg_iov = (struct iovec *)v;
+			mh.msg_iovlen = (size_t)n;
+			(void)sendmsg(fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+		}
+	}
 	send_enter_state(s, SEND_DONE);
 }
 
@@ -1020,6 +1245,8 @@ send_free(struct sim_send *s)
 		event_free(s->later);
 	smtp_reply_free(&s->reply);
 	buf_free(&s->data);
+	SSL_CTX_free(s->tls_ctx);
+	free(s->tls_name);
 	free(s->helo);
 	free(s->from);
 	for (i = 0; i < s->nrcpts; i++) {
@@ -1048,11 +1275,71 @@ send_report(struct sim_send *s)
 	r->data_text = s->texts[SEND_T_DATA];
 	r->final_text = s->texts[SEND_T_FINAL];
 	r->error = s->texts[SEND_T_ERROR];
-	log_msg(LOG_INFO, s->sid, "result", "stage=%s final=%d error=%s",
-	    r->stage, r->final, r->error ? "yes" : "no");
+	r->tls = s->tls;
+	if (s->tls) {
+		r->tls_proto = s->facts.proto;
+		r->tls_cipher = s->facts.cipher;
+		r->tls_verify = s->facts.verify;
+		r->tls_peer = s->facts.peer;
+	}
+	log_msg(LOG_INFO, s->sid, "result", "stage=%s final=%d tls=%s error=%s",
+	    r->stage, r->final, r->tls ? "yes" : "no", r->error ? "yes" : "no");
 	if (s->cb != NULL)
 		s->cb(s->arg, r);
 	send_free(s);
+}
+
+static void	send_read_cb(struct bufferevent *, void *);
+static void	send_event_cb(struct bufferevent *, short, void *);
+
+/*
+ * 220 to STARTTLS: bytes after it are not part of any reply (RFC 3207
+ * 4.2) and go; then TLS under the session.
+ */
+static void
+send_tls_begin(struct sim_send *s)
+{
+	struct evbuffer *in = bufferevent_get_input(s->bev);
+	struct bufferevent *tb;
+	size_t n = evbuffer_get_length(in);
+	SSL *ssl;
+
+	if (n > 0 && s->inject) {
+		/* Most likely the answer to the EHLO we slipped in. */
+		send_error(s, "injection: %zu bytes in clear after the 220 to "
+		    "STARTTLS: the server answered the pipelined EHLO", n);
+		return;
+	}
+	if (n > 0) {
+		log_msg(LOG_WARN, s->sid, "tls-discard", "bytes=%zu", n);
+		evbuffer_drain(in, n);
+	}
+	if ((ssl = tls_client_ssl(s->tls_ctx, s->tls_name)) == NULL ||
+	    (tb = sim_tls_start(s->bev, ssl, 0)) == NULL) {
+		send_error(s, "tls: cannot start a session");
+		return;
+	}
+	s->bev = tb;
+	bufferevent_setcb(tb, send_read_cb, NULL, send_event_cb, s);
+	bufferevent_enable(tb, EV_READ | EV_WRITE);
+	send_enter_state(s, SEND_TLS);
+}
+
+/* The handshake is done: EHLO again (the probe first when injecting). */
+static void
+send_tls_up(struct sim_send *s)
+{
+	s->tls = 1;
+	sim_tls_facts(bufferevent_openssl_get_ssl(s->bev), &s->facts);
+	log_msg(LOG_INFO, s->sid, "tls", "proto=%s cipher=%s verify=%s peer=%s",
+	    s->facts.proto, s->facts.cipher, s->facts.verify, s->facts.peer);
+	if (s->inject) {
+		send_cmd(s, "MAIL FROM:<%s>", s->from);
+		send_enter_state(s, SEND_PROBE);
+		return;
+	}
+	send_cmd(s, "EHLO %s", s->helo);
+	send_enter_state(s, SEND_EHLO);
 }
 
 static void
@@ -1094,8 +1381,53 @@ send_on_reply(struct sim_send *s)
 			return;
 		}
 		free(text);
+		if (s->starttls != SIM_TLS_NO && !s->tls) {
+			if (s->state == SEND_EHLO && sender_has_ext(r, "STARTTLS")) {
+				if (bufferevent_write(s->bev, s->inject ?
+				    STARTTLS_INJECT : STARTTLS_CMD, s->inject ?
+				    sizeof(STARTTLS_INJECT) - 1 :
+				    sizeof(STARTTLS_CMD) - 1) == -1) {
+					send_error(s, "out of memory");
+					return;
+				}
+				send_enter_state(s, SEND_STARTTLS);
+				return;
+			}
+			if (s->starttls == SIM_TLS_MUST) {
+				send_enter_state(s, SEND_STARTTLS);
+				send_error(s, "tls: STARTTLS not offered");
+				return;
+			}
+		}
 		send_cmd(s, "MAIL FROM:<%s>", s->from);
 		send_enter_state(s, SEND_MAIL);
+		return;
+	case SEND_STARTTLS:
+		if (r->code == 220) {
+			free(text);
+			send_tls_begin(s);
+			return;
+		}
+		if (s->starttls == SIM_TLS_MUST) {
+			send_error(s, "tls: STARTTLS refused: %d %s", r->code, text);
+			free(text);
+			return;
+		}
+		free(text);
+		send_cmd(s, "MAIL FROM:<%s>", s->from);	/* on in clear */
+		send_enter_state(s, SEND_MAIL);
+		return;
+	case SEND_PROBE:
+		if (r->code != 503) {
+			send_error(s, "injection: %d %s to MAIL before EHLO over "
+			    "TLS: the server kept or ran the pipelined EHLO",
+			    r->code, text);
+			free(text);
+			return;
+		}
+		free(text);
+		send_cmd(s, "EHLO %s", s->helo);
+		send_enter_state(s, SEND_EHLO);
 		return;
 	case SEND_MAIL:
 		s->res.mail = r->code;
@@ -1142,6 +1474,7 @@ send_on_reply(struct sim_send *s)
 		send_finish(s);
 		return;
 	case SEND_CONNECTING:
+	case SEND_TLS:
 	case SEND_DONE:
 		break;
 	}
@@ -1163,7 +1496,8 @@ send_read_cb(struct bufferevent *bev, void *arg)
 		s->res.connected = 1;
 		send_enter_state(s, SEND_GREETING);
 	}
-	while (s->state != SEND_DONE) {
+	/* Once TLS goes under, `in` is the filter's to read, not ours. */
+	while (s->state != SEND_DONE && s->state != SEND_TLS) {
 		if ((line = evbuffer_readln(in, &len, EVBUFFER_EOL_CRLF)) == NULL) {
 			/* The limit is decided on the buffer, before parsing. */
 			if (evbuffer_get_length(in) > SMTP_REPLY_LINE_MAX)
@@ -1194,7 +1528,20 @@ static void
 send_event_cb(struct bufferevent *bev, short what, void *arg)
 {
 	struct sim_send *s = arg;
+	char why[256];
 
+	if ((what & BEV_EVENT_CONNECTED) && s->state == SEND_TLS) {
+		send_tls_up(s);
+		if (s->state == SEND_DONE)
+			send_report(s);
+		return;
+	}
+	if (s->state == SEND_TLS) {
+		send_error(s, "tls: %s", tls_error(bufferevent_openssl_get_ssl(bev),
+		    bufferevent_get_openssl_error(bev), why, sizeof(why)));
+		send_report(s);
+		return;
+	}
 	if (what & BEV_EVENT_CONNECTED) {
 		netaddr_nodelay(bufferevent_getfd(bev));
 		s->res.connected = 1;
@@ -1250,6 +1597,42 @@ send_addr_ok(const char *a)
 	return 1;
 }
 
+/* The TLS options: a client context, and the name a verified server shows. */
+static int
+send_copy_tls(struct sim_send *s, const struct sim_send_opts *o)
+{
+	struct hostport hp;
+	const char *e, *name = o->tls_verify_name;
+	char why[512];
+
+	s->starttls = o->starttls;
+	s->inject = o->starttls_inject;
+	if (s->inject)
+		s->starttls = SIM_TLS_MUST;
+	if (s->starttls == SIM_TLS_NO)
+		return 0;
+	if (s->starttls != SIM_TLS_MAY && s->starttls != SIM_TLS_MUST) {
+		send_error(s, "bad starttls value %d", (int)s->starttls);
+		return -1;
+	}
+	if (o->tls_ctx != NULL) {
+		SSL_CTX_up_ref(o->tls_ctx);
+		s->tls_ctx = o->tls_ctx;
+	} else if ((s->tls_ctx = tls_client_ctx(o->tls_trust,
+	    o->tls_trust != NULL, why, sizeof(why))) == NULL) {
+		send_error(s, "tls: %s", why);
+		return -1;
+	}
+	if (name == NULL && o->to != NULL &&
+	    netaddr_parse_hostport(o->to, &hp, &e) == 0)
+		name = hp.host;
+	if (name != NULL && (s->tls_name = strdup(name)) == NULL) {
+		send_error(s, "out of memory");
+		return -1;
+	}
+	return 0;
+}
+
 /* Copy what the session needs; -1 with a reason in the result on a bad option. */
 static int
 send_copy_opts(struct sim_send *s, const struct sim_send_opts *o)
@@ -1294,7 +1677,7 @@ send_copy_opts(struct sim_send *s, const struct sim_send_opts *o)
 		send_error(s, "out of memory");
 		return -1;
 	}
-	return 0;
+	return send_copy_tls(s, o);
 }
 
 /* A socket bound to the source address, for the peer to see (or -1 and why). */

@@ -9,6 +9,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/buffer.h>
+
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+
 #include "netaddr.h"
 
 int
@@ -150,4 +157,67 @@ sim_date(char *dst, size_t dstsz)
 	    dstsz > 0)
 		dst[0] = '\0';
 	return dst;
+}
+
+/* ---- TLS under a session ------------------------------------------------- */
+
+struct bufferevent *
+sim_tls_start(struct bufferevent *bev, struct ssl_st *ssl, int server)
+{
+	struct bufferevent *tb;
+
+	tb = bufferevent_openssl_filter_new(bufferevent_get_base(bev), bev, ssl,
+	    server ? BUFFEREVENT_SSL_ACCEPTING : BUFFEREVENT_SSL_CONNECTING,
+	    BEV_OPT_CLOSE_ON_FREE);
+	if (tb == NULL) {
+		SSL_free(ssl);
+		return NULL;
+	}
+	bufferevent_openssl_set_allow_dirty_shutdown(tb, 1);
+	return tb;
+}
+
+struct ssl_st *
+sim_tls_ssl(struct bufferevent *bev)
+{
+	/* A socket bufferevent has no underlying one; only our filter does. */
+	if (bev == NULL || bufferevent_get_underlying(bev) == NULL)
+		return NULL;
+	return bufferevent_openssl_get_ssl(bev);
+}
+
+int
+sim_flushed(struct bufferevent *bev)
+{
+	struct bufferevent *u = bufferevent_get_underlying(bev);
+
+	return evbuffer_get_length(bufferevent_get_output(bev)) == 0 &&
+	    (u == NULL || evbuffer_get_length(bufferevent_get_output(u)) == 0);
+}
+
+void
+sim_tls_facts(struct ssl_st *ssl, struct sim_tls_facts *f)
+{
+	X509 *peer = SSL_get1_peer_certificate(ssl);
+	char *p;
+
+	snprintf(f->proto, sizeof(f->proto), "%s", SSL_get_version(ssl));
+	snprintf(f->cipher, sizeof(f->cipher), "%s", SSL_get_cipher_name(ssl));
+	snprintf(f->peer, sizeof(f->peer), "none");
+	if (peer == NULL) {
+		snprintf(f->verify, sizeof(f->verify), "none");
+		return;
+	}
+	if (X509_NAME_get_text_by_NID(X509_get_subject_name(peer),
+	    NID_commonName, f->peer, sizeof(f->peer)) < 0)
+		snprintf(f->peer, sizeof(f->peer), "none");
+	/* A certificate's bytes are the peer's: keep them off our lines. */
+	for (p = f->peer; *p != '\0'; p++)
+		if ((unsigned char)*p <= ' ' || *p == '"' || *p == '=' ||
+		    (unsigned char)*p >= 0x7f)
+			*p = '_';
+	X509_free(peer);
+	snprintf(f->verify, sizeof(f->verify), "%s",
+	    (SSL_get_verify_mode(ssl) & SSL_VERIFY_PEER) &&
+	    SSL_get_verify_result(ssl) == X509_V_OK ? "ok" : "unchecked");
 }

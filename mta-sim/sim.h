@@ -85,4 +85,33 @@ void	sim_sink_on_accept(struct sim_sink *, sim_sink_accept_cb *, void *arg);
 /* RFC 5322 date of now, for Date: and Received:. */
 const char *sim_date(char *dst, size_t dstsz);
 
+/* ---- TLS under a session (sim.c) ---------------------------------------- */
+
+struct bufferevent;
+struct ssl_st;
+
+/*
+ * Put TLS under a session once the 220 to STARTTLS has been written
+ * (server) or read (client): a filter bufferevent over bev, owning bev
+ * and ssl. Plaintext still buffered in bev's input must have been taken
+ * out first: the filter would read it as TLS records. A peer closing
+ * without close_notify is an EOF, not an error (sim_send does just that).
+ * NULL on ENOMEM; then ssl is freed and bev is still the caller's.
+ */
+struct bufferevent *sim_tls_start(struct bufferevent *bev, struct ssl_st *,
+	    int server);
+/* The TLS session under a session's bufferevent, or NULL in plaintext. */
+struct ssl_st	*sim_tls_ssl(struct bufferevent *);
+/* Everything written has reached the socket, through TLS when it is on. */
+int		 sim_flushed(struct bufferevent *);
+
+/* What a session's TLS came to, for records and results. */
+struct sim_tls_facts {
+	char	proto[32];	/* "TLSv1.3" */
+	char	cipher[64];	/* "TLS_AES_256_GCM_SHA384" */
+	char	verify[16];	/* "ok": the peer was verified; "unchecked"; "none": no certificate */
+	char	peer[128];	/* the peer certificate's CN, or "none" */
+};
+void		 sim_tls_facts(struct ssl_st *, struct sim_tls_facts *);
+
 #endif

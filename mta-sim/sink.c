@@ -15,9 +15,16 @@
  *   msg-NNNNNN.env		envelope; written after the .eml, so a reader
  *				that sees it knows the .eml is complete
  *   msg-NNNNNN.rejected.eml	content of a message not accepted at the dot
- *   wire-SSSSSS.raw		every byte received on session S
+ *   wire-SSSSSS.raw		every byte received on session S (after
+ *				STARTTLS: as decrypted)
  *   events.log			session=S event=... lines
  * All of them reach the kernel before the reply they lead to is queued.
+ *
+ * With a certificate the sink offers STARTTLS and behaves as a server
+ * must (RFC 3207 4.2): after its 220, whatever the client had pipelined
+ * behind STARTTLS is thrown away, and the session starts over without
+ * HELO or transaction. A hostile option writes bytes in clear after that
+ * 220, to check that clients throw them away too.
  */
 #include <sys/queue.h>
 #include <sys/stat.h>
@@ -39,8 +46,11 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <event2/listener.h>
+
+#include <openssl/ssl.h>
 
 #include "buf.h"
 #include "log.h"
@@ -51,6 +61,7 @@
 #include "smtp_cmd.h"
 #include "smtp_data.h"
 #include "smtp_reply.h"
+#include "tls.h"
 
 #define SINK_LINE_MAX		4096	/* command line without CRLF; lenient on purpose */
 #define SINK_DATA_LINE_MAX	998	/* RFC 5322 §2.1.1; longer lines are flagged */
@@ -64,6 +75,8 @@ enum sink_state {
 	SINK_CMD,		/* reading commands */
 	SINK_DATA,		/* reading content after 354 */
 	SINK_DOT,		/* content complete; the final reply is due */
+	SINK_STARTTLS,		/* 220 to STARTTLS queued: TLS goes under next */
+	SINK_HANDSHAKE,		/* TLS handshake under way: no commands */
 	SINK_CLOSING,		/* nothing more is read; close once output is flushed */
 	SINK_DEAD		/* freed by the outermost callback */
 };
@@ -120,6 +133,12 @@ struct sink_session {
 	int			 body_seen;
 	int			 early;		/* code a body rule already replied
 						   (-1: raw bytes, not a success) */
+
+	int			 tls;		/* STARTTLS accepted (handshake done
+						   once state leaves SINK_HANDSHAKE) */
+	char			 tls_info[112];	/* "TLSv1.3 CIPHER" once up */
+	struct event		*wake;		/* closing under TLS: the socket drained */
+	struct evbuffer_cb_entry *drain_cb;	/* on the socket's output, under TLS */
 };
 
 TAILQ_HEAD(sink_sessions, sink_session);
@@ -151,6 +170,11 @@ struct sim_sink {
 	void			*on_msg_arg;
 	sim_sink_accept_cb	*on_accept;
 	void			*on_accept_arg;
+
+	SSL_CTX			*tls_ctx;	/* NULL: no STARTTLS */
+	int			 tls_required;
+	char			 inject[RULES_RAW_MAX];	/* --tls-inject, decoded */
+	size_t			 ninject;
 };
 
 static const struct sink_ext {
@@ -162,6 +186,7 @@ static const struct sink_ext {
 	{ "8BITMIME", SMTP_EXT_8BITMIME },
 	{ "DSN", SMTP_EXT_DSN },
 	{ "ENHANCEDSTATUSCODES", SMTP_EXT_ENHANCED },
+	{ "STARTTLS", SMTP_EXT_STARTTLS },	/* only with a certificate */
 };
 
 #define SINK_NEXTS	(sizeof(sink_exts) / sizeof(sink_exts[0]))
@@ -181,6 +206,10 @@ sink_strstate(enum sink_state st)
 		return "data";
 	case SINK_DOT:
 		return "dot";
+	case SINK_STARTTLS:
+		return "starttls";
+	case SINK_HANDSHAKE:
+		return "handshake";
 	case SINK_CLOSING:
 		return "closing";
 	case SINK_DEAD:
@@ -505,6 +534,7 @@ sink_make_msg(struct sink_session *s, unsigned long n, const struct buf *c)
 	    sim_msg_set(&m->client_ip, s->ip) == -1 ||
 	    sim_msg_set(&m->helo, buf_cstr(&s->helo) ? s->helo.data : "") == -1 ||
 	    sim_msg_set(&m->mail_from, s->from) == -1 ||
+	    sim_msg_set(&m->tls, s->tls ? s->tls_info : NULL) == -1 ||
 	    buf_append(&m->content, c->data, c->len) == -1)
 		goto fail;
 	for (i = 0; i < s->nrcpt; i++)
@@ -539,7 +569,8 @@ sink_store(struct sink_session *s, int accepted, unsigned long n,
 		    buf_append(&env, s->helo.data ? s->helo.data : "", s->helo.len) == -1 ||
 		    buf_append(&env, "\n", 1) == -1 ||
 		    buf_append(&env, s->env.data ? s->env.data : "", s->env.len) == -1 ||
-		    buf_appendf(&env, "client %s\nsession %lu\n", s->client, s->id) == -1 ||
+		    buf_appendf(&env, "client %s\nsession %lu\ntls %s\n", s->client,
+		    s->id, s->tls ? s->tls_info : "none") == -1 ||
 		    sink_env_flags(&env, s->rx.flags) == -1)
 			goto out;
 		snprintf(name, sizeof(name), "msg-%06lu.env", n);
@@ -587,6 +618,7 @@ sink_record(struct sim_sink *sk, struct sim_msg *m)
 #define SINK_F_MAIL	0x02	/* needs MAIL */
 #define SINK_F_NOMAIL	0x04	/* refused inside a transaction */
 #define SINK_F_RCPT	0x08	/* needs at least one accepted RCPT */
+#define SINK_F_TLS	0x10	/* needs STARTTLS first with --tls-required */
 
 struct sink_cmd {
 	enum smtp_verb	 verb;
@@ -750,6 +782,9 @@ sink_ehlo(struct sink_session *s, const struct smtp_cmd *cmd,
 	for (i = 0; i < SINK_NEXTS && r == 0; i++) {
 		if (!(sk->ext & sink_exts[i].flag))
 			continue;
+		if (sink_exts[i].flag == SMTP_EXT_STARTTLS &&
+		    (sk->tls_ctx == NULL || s->tls))
+			continue;
 		if (sink_exts[i].flag == SMTP_EXT_SIZE)
 			r = buf_appendf(&text, "\nSIZE %" PRIu64, sk->max_size);
 		else
@@ -850,6 +885,43 @@ sink_quit(struct sink_session *s, const struct smtp_cmd *cmd,
 	sink_close(s, "quit");
 }
 
+static int
+sink_check_starttls(struct sink_session *s, const struct smtp_cmd *cmd,
+    int *code, const char **enh, const char **text)
+{
+	*code = 503;
+	*enh = "5.5.1";
+	if (s->sink->tls_ctx == NULL || !(s->sink->ext & SMTP_EXT_STARTTLS)) {
+		*code = 502;
+		*text = "Command not implemented";
+	} else if (s->tls)
+		*text = "TLS already active";
+	else if (s->has_mail)
+		*text = "STARTTLS not allowed in a transaction";
+	else if (cmd->arglen != 0) {
+		*code = 501;
+		*enh = "5.5.4";
+		*text = "Syntax: STARTTLS";
+	} else
+		return 0;
+	return -1;
+}
+
+/* 220 now; the TLS swap waits until the command line is consumed. */
+static void
+sink_starttls(struct sink_session *s, const struct smtp_cmd *cmd,
+    const struct rules_action *ov)
+{
+	if (sink_refused(s, ov, 2))
+		return;
+	if (ov != NULL)
+		sink_reply_verbatim(s, ov);
+	else
+		sink_reply(s, 220, "2.0.0", "Ready to start TLS");
+	if (s->state == SINK_CMD)
+		sink_enter_state(s, SINK_STARTTLS);
+}
+
 static void
 sink_noop(struct sink_session *s, const struct smtp_cmd *cmd,
     const struct rules_action *ov)
@@ -874,11 +946,14 @@ sink_help(struct sink_session *s, const struct smtp_cmd *cmd,
 static const struct sink_cmd sink_cmds[] = {
 	{ SMTP_CMD_HELO, RULES_HELO, 0, sink_check_helo, sink_helo },
 	{ SMTP_CMD_EHLO, RULES_EHLO, 0, sink_check_helo, sink_ehlo },
-	{ SMTP_CMD_MAIL, RULES_MAIL, SINK_F_HELO | SINK_F_NOMAIL,
+	{ SMTP_CMD_MAIL, RULES_MAIL, SINK_F_TLS | SINK_F_HELO | SINK_F_NOMAIL,
 	    sink_check_mail, sink_mail },
-	{ SMTP_CMD_RCPT, RULES_RCPT, SINK_F_MAIL, sink_check_rcpt, sink_rcpt },
-	{ SMTP_CMD_DATA, RULES_DATA, SINK_F_MAIL | SINK_F_RCPT,
+	{ SMTP_CMD_RCPT, RULES_RCPT, SINK_F_TLS | SINK_F_MAIL, sink_check_rcpt,
+	    sink_rcpt },
+	{ SMTP_CMD_DATA, RULES_DATA, SINK_F_TLS | SINK_F_MAIL | SINK_F_RCPT,
 	    sink_check_noarg, sink_data },
+	{ SMTP_CMD_STARTTLS, RULES_STARTTLS, 0, sink_check_starttls,
+	    sink_starttls },
 	{ SMTP_CMD_RSET, RULES_RSET, 0, sink_check_noarg, sink_rset },
 	{ SMTP_CMD_QUIT, RULES_QUIT, 0, NULL, sink_quit },
 	{ SMTP_CMD_NOOP, RULES__COUNT, 0, NULL, sink_noop },
@@ -924,7 +999,11 @@ sink_command(struct sink_session *s, const char *line, size_t len)
 		return SINK_GO;
 	}
 
-	if ((c->flags & SINK_F_HELO) && !s->has_helo) {
+	if ((c->flags & SINK_F_TLS) && s->sink->tls_required && !s->tls) {
+		code = 530;
+		enh = "5.7.0";
+		text = "Must issue a STARTTLS command first";
+	} else if ((c->flags & SINK_F_HELO) && !s->has_helo) {
 		code = 503;
 		enh = "5.5.1";
 		text = "Send HELO/EHLO first";
@@ -1159,6 +1238,80 @@ done:
 	return 1;
 }
 
+static void	sink_read_cb(struct bufferevent *, void *);
+static void	sink_write_cb(struct bufferevent *, void *);
+static void	sink_event_cb(struct bufferevent *, short, void *);
+
+static void
+sink_wake_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	sink_run(arg);
+}
+
+/*
+ * The socket's output drained. Under TLS nothing else says so: the
+ * filter's write callback fires when our bytes are encrypted, not sent.
+ * Freeing from inside the buffer's own callback is not safe, so the
+ * session is woken from the loop.
+ */
+static void
+sink_drain_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info,
+    void *arg)
+{
+	struct sink_session *s = arg;
+
+	if (info->n_deleted > 0 && evbuffer_get_length(buf) == 0 &&
+	    s->state == SINK_CLOSING)
+		event_active(s->wake, EV_TIMEOUT, 0);
+}
+
+/*
+ * The 220 to STARTTLS is queued in clear: put TLS under the session.
+ * Nothing the client sent before the handshake counts (RFC 3207 4.2;
+ * CVE-2011-0411): the rest of the input goes, and so do HELO and any
+ * transaction.
+ */
+static int
+sink_tls_begin(struct sink_session *s)
+{
+	struct sim_sink *sk = s->sink;
+	struct bufferevent *tb, *under = s->bev;
+	size_t n = s->in.len - s->in_off;
+	SSL *ssl;
+
+	if (n > 0) {
+		sink_event(s, "event=tls-discard bytes=%zu", n);
+		log_msg(LOG_WARN, s->sid, "tls-discard", "bytes=%zu", n);
+	}
+	buf_reset(&s->in);
+	s->in_off = 0;
+	s->discard = 0;
+	s->has_helo = 0;
+	buf_reset(&s->helo);
+	sink_reset_txn(s);
+	if (sk->ninject > 0) {
+		sink_event(s, "event=tls-inject bytes=%zu", sk->ninject);
+		if (evbuffer_add(bufferevent_get_output(under), sk->inject,
+		    sk->ninject) == -1)
+			log_msg(LOG_ERR, s->sid, "tls-inject", "error=ENOMEM");
+	}
+	if ((s->wake = event_new(sk->base, -1, 0, sink_wake_cb, s)) == NULL ||
+	    (ssl = SSL_new(sk->tls_ctx)) == NULL ||
+	    (tb = sim_tls_start(under, ssl, 1)) == NULL) {
+		log_msg(LOG_ERR, s->sid, "tls", "error=ENOMEM");
+		sink_close(s, "tls");
+		return 0;
+	}
+	s->bev = tb;
+	s->tls = 1;
+	s->drain_cb = evbuffer_add_cb(bufferevent_get_output(under),
+	    sink_drain_cb, s);
+	bufferevent_setcb(tb, sink_read_cb, sink_write_cb, sink_event_cb, s);
+	bufferevent_enable(tb, EV_READ | EV_WRITE);
+	sink_enter_state(s, SINK_HANDSHAKE);
+	return 0;
+}
+
 static void
 sink_process(struct sink_session *s)
 {
@@ -1180,6 +1333,10 @@ sink_process(struct sink_session *s)
 		case SINK_DOT:
 			more = sink_dot(s);
 			break;
+		case SINK_STARTTLS:
+			more = sink_tls_begin(s);
+			break;
+		case SINK_HANDSHAKE:
 		case SINK_CLOSING:
 		case SINK_DEAD:
 			return;
@@ -1209,6 +1366,11 @@ sink_free(struct sink_session *s)
 	TAILQ_REMOVE(&s->sink->sessions, s, entry);
 	if (s->timer != NULL)
 		event_free(s->timer);
+	if (s->drain_cb != NULL)
+		evbuffer_remove_cb_entry(bufferevent_get_output(
+		    bufferevent_get_underlying(s->bev)), s->drain_cb);
+	if (s->wake != NULL)
+		event_free(s->wake);
 	if (s->bev != NULL)
 		bufferevent_free(s->bev);
 	if (s->wire_fd != -1)
@@ -1229,8 +1391,7 @@ sink_run(struct sink_session *s)
 	sink_process(s);
 	if (s->eof && !s->paused && s->state != SINK_DEAD)
 		sink_close(s, s->close_reason ? s->close_reason : "eof");
-	if (s->state == SINK_CLOSING &&
-	    evbuffer_get_length(bufferevent_get_output(s->bev)) == 0)
+	if (s->state == SINK_CLOSING && sim_flushed(s->bev))
 		sink_enter_state(s, SINK_DEAD);
 	if (s->state == SINK_DEAD)
 		sink_free(s);
@@ -1269,7 +1430,33 @@ static void
 sink_event_cb(struct bufferevent *bev, short what, void *arg)
 {
 	struct sink_session *s = arg;
+	struct sim_tls_facts f;
+	struct buf q = BUF_INIT;
+	char why[256];
 
+	if (s->state == SINK_HANDSHAKE && (what & BEV_EVENT_CONNECTED)) {
+		sim_tls_facts(bufferevent_openssl_get_ssl(bev), &f);
+		snprintf(s->tls_info, sizeof(s->tls_info), "%s %s", f.proto,
+		    f.cipher);
+		sink_event(s, "event=tls proto=%s cipher=%s", f.proto, f.cipher);
+		log_msg(LOG_INFO, s->sid, "tls", "proto=%s cipher=%s", f.proto,
+		    f.cipher);
+		sink_enter_state(s, SINK_CMD);
+		sink_run(s);
+		return;
+	}
+	if (s->state == SINK_HANDSHAKE) {
+		tls_error(bufferevent_openssl_get_ssl(bev),
+		    bufferevent_get_openssl_error(bev), why, sizeof(why));
+		if (sim_quote(&q, why, strlen(why)) == 0 && buf_cstr(&q) != NULL)
+			sink_event(s, "event=tls-failed reason=%s", q.data);
+		buf_free(&q);
+		log_msg(LOG_INFO, s->sid, "tls-failed", "reason=\"%s\"", why);
+		s->close_reason = "tls-failed";
+		sink_enter_state(s, SINK_DEAD);
+		sink_free(s);
+		return;
+	}
 	if (what & BEV_EVENT_EOF) {
 		s->eof = 1;
 		if (s->close_reason == NULL)
@@ -1422,6 +1609,42 @@ sink_open_dir(struct sim_sink *sk, char *err, size_t errlen)
 	return 0;
 }
 
+static int
+sink_tls_setup(struct sim_sink *sk, const struct sim_sink_opts *o, char *err,
+    size_t errlen)
+{
+	char why[512];
+	const char *e;
+	long n;
+
+	if ((o->tls_cert == NULL) != (o->tls_key == NULL)) {
+		snprintf(err, errlen, "tls_cert and tls_key go together");
+		return -1;
+	}
+	if ((o->tls_required || o->tls_inject != NULL) && o->tls_cert == NULL) {
+		snprintf(err, errlen, "tls_required and tls_inject need "
+		    "tls_cert and tls_key");
+		return -1;
+	}
+	if (o->tls_cert == NULL)
+		return 0;
+	if ((sk->tls_ctx = tls_server_ctx(o->tls_cert, o->tls_key, NULL, why,
+	    sizeof(why))) == NULL) {
+		snprintf(err, errlen, "tls: %s", why);
+		return -1;
+	}
+	sk->tls_required = o->tls_required;
+	if (o->tls_inject != NULL) {
+		if ((n = rules_unescape(o->tls_inject, sk->inject,
+		    sizeof(sk->inject), &e)) == -1) {
+			snprintf(err, errlen, "tls_inject: %s", e);
+			return -1;
+		}
+		sk->ninject = (size_t)n;
+	}
+	return 0;
+}
+
 static char *
 sink_strdup(const char *s, int *fail)
 {
@@ -1451,7 +1674,7 @@ sim_sink_new(struct event_base *base, const struct sim_sink_opts *o,
 	sk->base = base;
 	sk->events_fd = -1;
 	sk->ext = SMTP_EXT_PIPELINING | SMTP_EXT_SIZE | SMTP_EXT_8BITMIME |
-	    SMTP_EXT_DSN | SMTP_EXT_ENHANCED;
+	    SMTP_EXT_DSN | SMTP_EXT_ENHANCED | SMTP_EXT_STARTTLS;
 	sk->max_size = o->max_size ? o->max_size : SINK_SIZE_DEFAULT;
 	sk->max_rcpts = o->max_rcpts ? o->max_rcpts : SINK_RCPT_MAX;
 	sk->no_ehlo = o->no_ehlo;
@@ -1497,6 +1720,8 @@ sim_sink_new(struct event_base *base, const struct sim_sink_opts *o,
 		snprintf(err, errlen, "greeting: %s", e);
 		goto fail;
 	}
+	if (sink_tls_setup(sk, o, err, errlen) == -1)
+		goto fail;
 	if (sk->dir != NULL && sink_open_dir(sk, err, errlen) == -1)
 		goto fail;
 	if (sink_bind(sk, o->listen ? o->listen : "127.0.0.1:0", err,
@@ -1569,6 +1794,7 @@ sim_sink_free(struct sim_sink *sk)
 		sim_msg_free(sk->msgs[i]);
 	free(sk->msgs);
 	rules_free(&sk->rules);
+	SSL_CTX_free(sk->tls_ctx);
 	free(sk->name);
 	free(sk->label);
 	free(sk->dir);
@@ -1595,6 +1821,8 @@ sink_usage(FILE *fp)
 	    "                    [--rule WHEN=ACTION]... [--no-ext NAME]...\n"
 	    "                    [--no-ehlo] [--greeting \"CODE TEXT\"]\n"
 	    "                    [--max-message-size BYTES]\n"
+	    "                    [--tls-cert FILE --tls-key FILE [--tls-required]\n"
+	    "                     [--tls-inject BYTES]]\n"
 	    "  Prints \"listening IP:PORT\" once ready; records into DIR:\n"
 	    "  msg-NNNNNN.eml/.env, msg-NNNNNN.rejected.eml, wire-SSSSSS.raw,\n"
 	    "  events.log.  --listen defaults to 127.0.0.1:0.\n"
@@ -1603,7 +1831,11 @@ sink_usage(FILE *fp)
 	    "  ACTION: reply:CODE TEXT | delay:SECONDS | drop | hang |\n"
 	    "          raw:BYTES | raw-repeat:N:BYTES (escapes \\r \\n \\t \\0\n"
 	    "          \\\\ \\xNN)\n"
-	    "  --no-ext: PIPELINING SIZE 8BITMIME DSN ENHANCEDSTATUSCODES\n");
+	    "  WHEN also: starttls\n"
+	    "  --no-ext: PIPELINING SIZE 8BITMIME DSN ENHANCEDSTATUSCODES STARTTLS\n"
+	    "  --tls-cert/--tls-key: offer STARTTLS with this PEM chain and key.\n"
+	    "  --tls-required: 530 to MAIL before STARTTLS.  --tls-inject: after\n"
+	    "  the 220 to STARTTLS, write BYTES in clear (escapes as in raw:).\n");
 }
 
 static int
@@ -1657,6 +1889,10 @@ sink_options(struct sim_sink_opts *o, struct sink_list *rules,
 		{ "no-ehlo", no_argument, NULL, 'E' },
 		{ "greeting", required_argument, NULL, 'g' },
 		{ "max-message-size", required_argument, NULL, 's' },
+		{ "tls-cert", required_argument, NULL, 'c' },
+		{ "tls-key", required_argument, NULL, 'k' },
+		{ "tls-required", no_argument, NULL, 'R' },
+		{ "tls-inject", required_argument, NULL, 'i' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
@@ -1664,7 +1900,7 @@ sink_options(struct sim_sink_opts *o, struct sink_list *rules,
 	struct rules_action a;
 	struct sim_sink probe;
 	const char *err;
-	char deftext[RULES_TEXT_MAX];
+	char deftext[RULES_TEXT_MAX], raw[RULES_RAW_MAX];
 	int ch, r;
 
 	optind = 1;
@@ -1711,6 +1947,23 @@ sink_options(struct sim_sink_opts *o, struct sink_list *rules,
 				return -1;
 			}
 			break;
+		case 'c':
+			o->tls_cert = optarg;
+			break;
+		case 'k':
+			o->tls_key = optarg;
+			break;
+		case 'R':
+			o->tls_required = 1;
+			break;
+		case 'i':
+			if (rules_unescape(optarg, raw, sizeof(raw), &err) <= 0) {
+				fprintf(stderr, "mta-sim sink: --tls-inject: %s\n",
+				    *optarg == '\0' ? "empty" : err);
+				return -1;
+			}
+			o->tls_inject = optarg;
+			break;
 		case 'h':
 			sink_usage(stdout);
 			return 1;
@@ -1718,6 +1971,12 @@ sink_options(struct sim_sink_opts *o, struct sink_list *rules,
 			sink_usage(stderr);
 			return -1;
 		}
+	}
+	if ((o->tls_cert == NULL) != (o->tls_key == NULL) ||
+	    ((o->tls_required || o->tls_inject != NULL) && o->tls_cert == NULL)) {
+		fprintf(stderr, "mta-sim sink: --tls-cert and --tls-key go "
+		    "together, and the other --tls options need them\n");
+		return -1;
 	}
 	o->rules = rules->v;
 	o->nrules = rules->n;

@@ -535,8 +535,13 @@ smtp_client_eventcb(struct bufferevent *bev, short what, void *arg)
 	}
 	if (c->state == CLIENT_HANDSHAKE && (what & (BEV_EVENT_ERROR |
 	    BEV_EVENT_EOF))) {
-		smtp_client_fail(c, tls_error(bufferevent_openssl_get_ssl(c->bev),
-		    bufferevent_get_openssl_error(c->bev), why, sizeof(why)));
+		char detail[200];
+
+		/* "tls:" tells the owner it was TLS that failed (454 4.7.0). */
+		snprintf(why, sizeof(why), "tls: %s", tls_error(
+		    bufferevent_openssl_get_ssl(c->bev),
+		    bufferevent_get_openssl_error(c->bev), detail, sizeof(detail)));
+		smtp_client_fail(c, why);
 		return;
 	}
 	if (what & BEV_EVENT_EOF) {

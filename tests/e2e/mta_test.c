@@ -12,7 +12,13 @@
  * Waiting is on the loop, for an event, with H_DEADLINE_MS as a bound; a
  * test that expects nothing to happen waits for something that proves it
  * (the next deferral, the queue draining) instead of sleeping.
+ *
+ * TLS tests make their certificates with bin/certs-gen: one leaf per
+ * role, each naming the role's own loopback address, so that a client
+ * that verifies checks the address it dialled.
  */
+#include <sys/wait.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -288,7 +294,14 @@ struct sent {
 	char	 rcpt_text[8][256];
 	size_t	 nrcpt;
 	char	 greeting_text[256], final_text[512], error[512], stage[16];
+	char	 mail_text[256];
+	int	 tls;
+	char	 tls_proto[32], tls_verify[16], tls_peer[128];
 };
+
+/* TLS for the next send_msg() (cleared by it): none when starttls is 0. */
+static enum sim_tls_use send_starttls;
+static const char *send_trust;
 
 static void
 sent_cb(void *arg, const struct sim_send_result *r)
@@ -314,6 +327,17 @@ sent_cb(void *arg, const struct sim_send_result *r)
 	    r->final_text ? r->final_text : "");
 	snprintf(s->error, sizeof(s->error), "%s", r->error ? r->error : "");
 	snprintf(s->stage, sizeof(s->stage), "%s", r->stage ? r->stage : "");
+	snprintf(s->mail_text, sizeof(s->mail_text), "%s",
+	    r->mail_text ? r->mail_text : "");
+	s->tls = r->tls;
+	H_CHECK(!r->tls || (r->tls_proto && r->tls_verify && r->tls_peer),
+	    "TLS without its facts");
+	if (r->tls) {
+		snprintf(s->tls_proto, sizeof(s->tls_proto), "%s", r->tls_proto);
+		snprintf(s->tls_verify, sizeof(s->tls_verify), "%s",
+		    r->tls_verify);
+		snprintf(s->tls_peer, sizeof(s->tls_peer), "%s", r->tls_peer);
+	}
 }
 
 /* One message, one session; returns once the result is in. */
@@ -337,6 +361,10 @@ send_msg(const char *to, const char *source, const char *helo,
 	o.content = content;
 	o.len = strlen(content);
 	o.timeout_ms = H_DEADLINE_MS;
+	o.starttls = send_starttls;
+	o.tls_trust = send_trust;
+	send_starttls = SIM_TLS_NO;
+	send_trust = NULL;
 	H_CHECK(sim_send_start(base, &o, sent_cb, s) != NULL, "sim_send_start");
 	WAIT_UNTIL(s->done, "no send result");
 	return s;
@@ -1230,6 +1258,221 @@ START_TEST(test_msg_build)
 }
 END_TEST
 
+
+/* ---- TLS ------------------------------------------------------------------- */
+
+/* Run a program to its end; fail unless it exits 0. */
+static void
+run_ok(const char *name, char *const argv[])
+{
+	struct proc *p = proc_start(name, argv);
+	int st = 0;
+
+	H_CHECK(proc_wait_exit(p, H_DEADLINE_MS, &st), "%s hangs", name);
+	H_CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "%s failed: %s%s", name,
+	    proc_output(p, H_STDOUT, NULL), proc_output(p, H_STDERR, NULL));
+}
+
+/*
+ * One CA, a leaf per role on its own address (the proxy's also on
+ * 127.0.0.1, where bin/mailprevent listens), and bad variants of the
+ * bypass host and of the proxy. Returns the directory.
+ */
+static char *
+tls_pki(void)
+{
+	char *dir = h_strf("%s/pki", h_tmpdir("certs"));
+	char *gen = h_strf("%s/certs-gen", h_bindir());
+	char *pkiv[] = { gen, "pki", "--out", dir,
+	    "--host", "mta=mta.sim.test," IP_MTA,
+	    "--host", "proxy=proxy.sim.test,127.0.0.1," IP_PROXY "," IP_PROXY2,
+	    "--host", "down=down.sim.test," IP_DOWN,
+	    "--host", "bypass=bypass.sim.test," IP_BYPASS, NULL };
+	char *badv[] = { gen, "bad", "--out", dir,
+	    "--host", "bypass=bypass.sim.test," IP_BYPASS,
+	    "--host", "proxy=proxy.sim.test," IP_PROXY, NULL };
+
+	run_ok("certs-gen-pki", pkiv);
+	run_ok("certs-gen-bad", badv);
+	return dir;
+}
+
+/* A sink on ip presenting dir/leaf.chain.pem. */
+static struct sim_sink *
+tls_sink_on(const char *ip, const char *name, const char *dir,
+    const char *leaf)
+{
+	struct sim_sink_opts o;
+
+	memset(&o, 0, sizeof(o));
+	o.name = name;
+	o.listen = h_strf("%s:0", ip);
+	o.hostname = h_strf("%s.sim.test", name);
+	o.tls_cert = h_strf("%s/%s.chain.pem", dir, leaf);
+	o.tls_key = h_strf("%s/%s.key", dir, leaf);
+	return sink_new(&o);
+}
+
+static void
+check_msg_tls(const struct sim_msg *m)
+{
+	H_CHECK(m != NULL && m->tls != NULL && strncmp(m->tls, "TLSv1.", 6) == 0,
+	    "message not over TLS: %s", m && m->tls ? m->tls : "(plaintext)");
+}
+
+/*
+ * Inbound: the MTA's listener offers STARTTLS with its certificate and,
+ * with tls_required, refuses MAIL before it. The trace says ESMTPS.
+ */
+START_TEST(test_tls_inbound)
+{
+	char *dir = tls_pki();
+	struct sim_mta_opts o;
+	struct sim_mta *mta;
+	struct sim_sink *down = sink_on(IP_DOWN, "down", (char *)NULL);
+	struct sent *r;
+	const char *c;
+
+	mta_opts(&o, SIM_ARCH_CLIENT_IP);
+	o.downstream = sim_sink_addr(down);
+	o.tls_cert = h_strf("%s/mta.chain.pem", dir);
+	o.tls_key = h_strf("%s/mta.key", dir);
+	o.tls_required = 1;
+	mta = mta_new(&o);
+
+	/* From the proxy's IP, so that it goes straight downstream. */
+	r = send_msg(sim_mta_addr(mta), IP_PROXY, PROXY_HELO, "a@corp.test",
+	    list1("b@ext.test"), msg("clear", NULL));
+	H_CHECK(r->mail == 530 && strncmp(r->mail_text, "5.7.0 ", 6) == 0 &&
+	    !r->tls, "%d %s", r->mail, r->mail_text);
+
+	send_starttls = SIM_TLS_MUST;
+	send_trust = h_strf("%s/trust.pem", dir);
+	r = send_msg(sim_mta_addr(mta), IP_PROXY, PROXY_HELO, "a@corp.test",
+	    list1("b@ext.test"), msg("encrypted", NULL));
+	H_CHECK(r->final == 250 && r->tls && strcmp(r->tls_verify, "ok") == 0 &&
+	    strcmp(r->tls_peer, "mta.sim.test") == 0 &&
+	    strncmp(r->tls_proto, "TLSv1.", 6) == 0, "%d %s (%s) tls=%d %s %s",
+	    r->final, r->final_text, r->error, r->tls, r->tls_verify,
+	    r->tls_peer);
+	WAIT_UNTIL(sim_sink_count(down) == 1 && sim_mta_queued(mta) == 0, "%s",
+	    ev_dump());
+	c = content_of(sim_sink_msg(down, 0));
+	H_CHECK(strstr(c, "by mta.sim.test with ESMTPS id") != NULL, "%s", c);
+	H_CHECK(sim_sink_msg(down, 0)->tls == NULL, "TLS downstream unasked");
+}
+END_TEST
+
+/*
+ * The guide's chapter 3: when the proxies are down, the bypass route goes
+ * straight to the next MTA, so the MTA itself must trust that MTA's
+ * certificate. It does (verified delivery); with a certificate from an
+ * unknown CA the message stays queued, and nothing reaches that host.
+ */
+START_TEST(test_tls_bypass_trusts_downstream)
+{
+	char *dir = tls_pki();
+	struct sim_mta_opts o;
+	struct sim_mta *mta;
+	struct sim_sink *bypass = tls_sink_on(IP_BYPASS, "bypass", dir,
+	    "bypass");
+
+	mta_opts(&o, SIM_ARCH_CLIENT_IP);
+	o.proxies = list1(dead_addr(IP_PROXY));
+	o.nproxies = 1;
+	o.bypass = sim_sink_addr(bypass);
+	o.tls_outbound = SIM_TLS_MUST;
+	o.tls_trust = h_strf("%s/trust.pem", dir);
+	mta = mta_new(&o);
+	submit(mta, "a@corp.test", list1("b@ext.test"), msg("bypassed", NULL));
+	WAIT_UNTIL(sim_sink_count(bypass) == 1 && sim_mta_queued(mta) == 0,
+	    "%s", ev_dump());
+	check_msg_tls(sim_sink_msg(bypass, 0));
+	H_CHECK(ev_get(SIM_MTA_DELIVERED, "bypass", 0)->code == 250, "%s",
+	    ev_dump());
+}
+END_TEST
+
+START_TEST(test_tls_bypass_untrusted)
+{
+	char *dir = tls_pki();
+	struct sim_mta_opts o;
+	struct sim_mta *mta;
+	struct sim_sink *bypass = tls_sink_on(IP_BYPASS, "bypass", dir,
+	    "bypass-untrusted");
+	const struct evrec *d;
+
+	mta_opts(&o, SIM_ARCH_CLIENT_IP);
+	o.proxies = list1(dead_addr(IP_PROXY));
+	o.nproxies = 1;
+	o.bypass = sim_sink_addr(bypass);
+	o.tls_outbound = SIM_TLS_MUST;
+	o.tls_trust = h_strf("%s/trust.pem", dir);
+	mta = mta_new(&o);
+	submit(mta, "a@corp.test", list1("b@ext.test"), msg("held", NULL));
+	WAIT_UNTIL(nev(SIM_MTA_DEFERRED, "bypass") >= 2, "%s", ev_dump());
+	d = ev_get(SIM_MTA_DEFERRED, "bypass", 0);
+	H_CHECK(d->code == 0 && strstr(d->text, "tls: certificate verification "
+	    "failed") != NULL, "%s", ev_dump());
+	H_CHECK(sim_sink_count(bypass) == 0 && sim_mta_queued(mta) == 1 &&
+	    sim_sink_sessions(bypass) >= 2, "%zu", sim_sink_count(bypass));
+}
+END_TEST
+
+/* Opportunistic: TLS where offered (unverified), plaintext where not. */
+START_TEST(test_tls_may)
+{
+	char *dir = tls_pki();
+	struct sim_mta_opts o;
+	struct sim_mta *mta;
+	struct sim_sink *bypass = tls_sink_on(IP_BYPASS, "bypass", dir,
+	    "bypass-untrusted");
+	struct sim_sink *down = sink_on(IP_DOWN, "down", (char *)NULL);
+
+	mta_opts(&o, SIM_ARCH_CLIENT_IP);
+	o.proxies = list1(dead_addr(IP_PROXY2));
+	o.nproxies = 1;
+	o.bypass = sim_sink_addr(bypass);
+	o.downstream = sim_sink_addr(down);
+	o.tls_outbound = SIM_TLS_MAY;
+	mta = mta_new(&o);
+	submit(mta, "a@corp.test", list1("b@ext.test"), msg("may 1", NULL));
+	send_msg(sim_mta_addr(mta), IP_PROXY, PROXY_HELO, "a@corp.test",
+	    list1("b@ext.test"), msg("may 2", NULL));
+	WAIT_UNTIL(sim_sink_count(bypass) == 1 && sim_sink_count(down) == 1 &&
+	    sim_mta_queued(mta) == 0, "%s", ev_dump());
+	check_msg_tls(sim_sink_msg(bypass, 0));
+	H_CHECK(sim_sink_msg(down, 0)->tls == NULL, "TLS to a plain sink?");
+}
+END_TEST
+
+/* A proxy whose certificate fails counts as down: the next one gets it. */
+START_TEST(test_tls_proxy_failover)
+{
+	char *dir = tls_pki();
+	struct sim_mta_opts o;
+	struct sim_mta *mta;
+	struct sim_sink *p1 = tls_sink_on(IP_PROXY, "proxy1", dir,
+	    "proxy-untrusted");
+	struct sim_sink *p2 = tls_sink_on(IP_PROXY2, "proxy2", dir, "proxy");
+
+	mta_opts(&o, SIM_ARCH_CLIENT_IP);
+	o.proxies = list2(sim_sink_addr(p1), sim_sink_addr(p2));
+	o.nproxies = 2;
+	o.tls_outbound = SIM_TLS_MUST;
+	o.tls_trust = h_strf("%s/trust.pem", dir);
+	mta = mta_new(&o);
+	submit(mta, "a@corp.test", list1("b@ext.test"), msg("failover", NULL));
+	WAIT_UNTIL(sim_sink_count(p2) == 1 && sim_mta_queued(mta) == 0, "%s",
+	    ev_dump());
+	H_CHECK(sim_sink_count(p1) == 0 && sim_sink_sessions(p1) == 1 &&
+	    nev(SIM_MTA_DEFERRED, NULL) == 0 &&
+	    ev_get(SIM_MTA_DELIVERED, "proxy", 0)->attempt == 1, "%s",
+	    ev_dump());
+	check_msg_tls(sim_sink_msg(p2, 0));
+}
+END_TEST
+
 /* ---- with the real proxy ----------------------------------------------- */
 
 /*
@@ -1274,6 +1517,63 @@ START_TEST(test_real_proxy_reflect)
 	    ev_get(SIM_MTA_DELIVERED, "downstream", 0)->msg == 2 &&
 	    nev(SIM_MTA_RECEIVED, NULL) == 2 && nev(SIM_MTA_DELIVERED, NULL) == 2,
 	    "%s", ev_dump());
+	pumped = NULL;
+}
+END_TEST
+
+/*
+ * The same in TLS end to end: MTA -> proxy and proxy -> MTA (reflected to
+ * the MTA's address, which its certificate names) both verified, then on
+ * to a downstream that the MTA verifies too.
+ */
+START_TEST(test_real_proxy_reflect_tls)
+{
+	static const char *proxy_ips[] = { "127.0.0.17" };
+	char *dir = tls_pki();
+	struct sim_mta_opts o;
+	struct sim_mta *mta;
+	struct sim_sink *down = tls_sink_on(IP_DOWN, "down", dir, "down");
+	struct proxy *px;
+	const struct sim_msg *m;
+	const char *c, *port;
+	char *line;
+
+	mta_opts(&o, SIM_ARCH_CLIENT_IP);
+	o.proxy_ips = proxy_ips;
+	o.downstream = sim_sink_addr(down);
+	o.tls_cert = h_strf("%s/mta.chain.pem", dir);
+	o.tls_key = h_strf("%s/mta.key", dir);
+	o.tls_outbound = SIM_TLS_MUST;
+	o.tls_trust = h_strf("%s/trust.pem", dir);
+	mta = mta_new(&o);
+	port = strrchr(sim_mta_addr(mta), ':') + 1;
+	px = proxy_start(h_strf("listen: \"127.0.0.1:0\"\nmode: reflect\n"
+	    "resubmit_port: %s\nhelo_name: \"prevent.test\"\n"
+	    "source_address: \"127.0.0.17\"\npass_header: \"%s\"\n"
+	    "tls:\n  cert_file: \"%s/proxy.chain.pem\"\n"
+	    "  key_file: \"%s/proxy.key\"\n  trust_file: \"%s/trust.pem\"\n",
+	    port, PASS_HEADER, dir, dir, dir));
+	pumped = px->proc;
+	H_CHECK(sim_mta_set_proxies(mta, list1(h_strf("127.0.0.1:%d",
+	    px->port)), 1) == 0, "set_proxies");
+	submit(mta, "alice@corp.test", list1("bob@ext.test"), msg("real tls",
+	    NULL));
+	WAIT_UNTIL(sim_sink_count(down) == 1 && sim_mta_queued(mta) == 0, "%s",
+	    ev_dump());
+	m = sim_sink_msg(down, 0);
+	check_msg_tls(m);
+	c = content_of(m);
+	/* Into the MTA in clear from the sender, back from the proxy over TLS. */
+	H_CHECK(h_count(c, strlen(c), MTA_TRACE, strlen(MTA_TRACE)) == 2 &&
+	    strstr(c, "Received: from prevent.test ([127.0.0.17])\r\n\tby "
+	    "mta.sim.test with ESMTPS id") != NULL, "%s", c);
+	line = proxy_wait_log(px, "event=tls side=inbound");
+	H_CHECK(strstr(line, " proto=TLSv1.") != NULL && h_kv_get(line,
+	    "client") != NULL && strncmp(h_kv_get(line, "client"), IP_MTA ":",
+	    strlen(IP_MTA) + 1) == 0, "%s", line);
+	line = proxy_wait_log(px, "event=tls side=outbound");
+	H_CHECK(h_kv_has(line, "verify", "ok") &&
+	    h_kv_has(line, "peer", "mta.sim.test"), "%s", line);
 	pumped = NULL;
 }
 END_TEST
@@ -1351,8 +1651,17 @@ main(void)
 	tcase_add_test(tc, test_msg_build);
 	suite_add_tcase(s, tc);
 
+	tc = tcase("tls");
+	tcase_add_test(tc, test_tls_inbound);
+	tcase_add_test(tc, test_tls_bypass_trusts_downstream);
+	tcase_add_test(tc, test_tls_bypass_untrusted);
+	tcase_add_test(tc, test_tls_may);
+	tcase_add_test(tc, test_tls_proxy_failover);
+	suite_add_tcase(s, tc);
+
 	tc = tcase("mailprevent");
 	tcase_add_test(tc, test_real_proxy_reflect);
+	tcase_add_test(tc, test_real_proxy_reflect_tls);
 	suite_add_tcase(s, tc);
 	return h_run(s);
 }

@@ -2,7 +2,8 @@
  * sim_test: mta-sim itself. The sink is driven over a raw socket and judged
  * by its files (messages, envelopes, wire captures, events.log); the sender
  * is run against a sink and judged by its exit status, its report and what
- * the sink recorded. No proxy is involved.
+ * the sink recorded. No proxy is involved. The TLS tests make their
+ * certificates with bin/certs-gen.
  */
 #include <sys/prctl.h>
 #include <sys/wait.h>
@@ -692,6 +693,249 @@ START_TEST(test_usage)
 }
 END_TEST
 
+/* ---- TLS ---------------------------------------------------------------- */
+
+/* certs-gen's default PKI (each leaf names 127.0.0.1) in a fresh directory. */
+static char *
+pki(void)
+{
+	char *dir = h_strf("%s/pki", h_tmpdir("certs"));
+	struct run r;
+
+	run_spawn(&r, (char *[]){ h_strf("%s/certs-gen", h_bindir()), "pki",
+	    "--out", dir, NULL });
+	H_CHECK(run_finish(&r) == 0, "certs-gen: %s", r.out[1].data);
+	return dir;
+}
+
+#define tls_sink(dir, ...)						\
+	sink_start(NULL, "--tls-cert", h_strf("%s/downstream.chain.pem", dir), \
+	    "--tls-key", h_strf("%s/downstream.key", dir), __VA_ARGS__)
+
+/* No wire file of the sink holds a MAIL command. */
+static void
+no_mail_on_wire(struct sink *s)
+{
+	size_t n, i, len;
+	char **w = sink_wires(s, &n), *raw;
+
+	H_CHECK(n >= 1, "no session at all");
+	for (i = 0; i < n; i++) {
+		raw = sink_read(s, w[i], &len);
+		H_CHECK(raw != NULL && h_memmem(raw, len, "MAIL FROM") == NULL,
+		    "%s: %s", w[i], raw ? raw : "");
+	}
+}
+
+START_TEST(test_sink_tls_records)
+{
+	char *dir = pki(), *out, *env;
+	struct sink *s = tls_sink(dir, (char *)NULL);
+	const char *to = h_strf("127.0.0.1:%d", s->port);
+
+	H_CHECK(run_send(&out, "--to", to, "--from", "a@x", "--rcpt", "b@y",
+	    "--starttls", "--tls-trust", h_strf("%s/trust.pem", dir),
+	    (char *)NULL) == 0, "%s", out);
+	H_CHECK(strcmp(summary(out), "sent=1 accepted=1 tempfail=0 permfail=0 "
+	    "errors=0 tls=1") == 0, "%s", out);
+	H_CHECK(strstr(out, "session=1 msg=0 cmd=TLS proto=TLSv1.") != NULL &&
+	    strstr(out, " verify=ok peer=downstream.mailprevent.test\n") != NULL,
+	    "%s", out);
+	/* The second EHLO, over TLS, no longer offers it. */
+	H_CHECK(h_count(out, strlen(out), "STARTTLS\"", 9) == 1, "%s", out);
+
+	H_CHECK(run_send(&out, "--to", to, "--from", "a@x", "--rcpt", "b@y",
+	    (char *)NULL) == 0, "%s", out);
+	H_CHECK(strcmp(summary(out), "sent=1 accepted=1 tempfail=0 permfail=0 "
+	    "errors=0") == 0, "%s", out);
+	sink_wait_idle(s);
+	H_CHECK(sink_count(s) == 2, "%zu messages", sink_count(s));
+	env = sink_env(s, 0);
+	H_CHECK(strncmp(h_env_line(env, "tls "), "tls TLSv1.", 10) == 0 &&
+	    strcmp(h_env_line(env, "session "), "session 1") == 0, "%s", env);
+	env = sink_env(s, 1);
+	H_CHECK(strcmp(h_env_line(env, "tls "), "tls none") == 0, "%s", env);
+	H_CHECK(sink_events(s, "session=1 event=tls proto=TLSv1.") == 1 &&
+	    sink_events(s, "event=tls ") == 1, "%s", events(s));
+}
+END_TEST
+
+/*
+ * STARTTLS and EHLO in one write: the sink answers the STARTTLS only,
+ * throws the EHLO away and wants a new one over TLS (the sender's probe
+ * gets 503 to MAIL).
+ */
+START_TEST(test_sink_tls_discards_and_resets)
+{
+	char *dir = pki(), *out;
+	struct sink *s = tls_sink(dir, (char *)NULL);
+
+	H_CHECK(run_send(&out, "--to", h_strf("127.0.0.1:%d", s->port),
+	    "--from", "a@x", "--rcpt", "b@y", "--starttls-inject",
+	    (char *)NULL) == 0, "%s", out);
+	H_CHECK(strstr(out, "session=1 msg=0 cmd=MAIL code=503 ") != NULL &&
+	    strstr(out, "accepted=1") != NULL, "%s", out);
+	/* The probe's MAIL left nothing behind either: one message. */
+	sink_wait_idle(s);
+	H_CHECK(sink_count(s) == 1, "%zu", sink_count(s));
+	H_CHECK(sink_events(s, "event=tls-discard bytes=15") == 1 &&
+	    sink_events(s, "EHLO injected") == 0, "%s", events(s));
+}
+END_TEST
+
+START_TEST(test_sink_tls_commands)
+{
+	char *dir = pki();
+	struct sink *req = tls_sink(dir, "--tls-required", (char *)NULL);
+	struct sink *tls = tls_sink(dir, (char *)NULL);
+	struct sink *hidden = tls_sink(dir, "--no-ext", "starttls", (char *)NULL);
+	struct sink *plain = sink_start(NULL, (char *)NULL);
+	struct cli_reply *r;
+	struct cli *c;
+
+	c = cli_open(req->port);
+	cli_cmd(c, 530, "5.7.0", "MAIL FROM:<a@x>");
+	cli_cmd(c, 530, "5.7.0", "RCPT TO:<b@y>");
+	cli_quit(c);
+
+	c = cli_connect(tls->port);
+	cli_expect(c, 220, NULL);
+	r = cli_cmd(c, 250, NULL, "EHLO client.test");
+	H_CHECK(strstr(r->text, "\nSTARTTLS") != NULL, "%s", r->text);
+	cli_cmd(c, 501, "5.5.4", "STARTTLS now");
+	cli_cmd(c, 250, NULL, "MAIL FROM:<a@x>");
+	cli_cmd(c, 503, "5.5.1", "STARTTLS");
+	cli_quit(c);
+
+	c = cli_connect(hidden->port);
+	cli_expect(c, 220, NULL);
+	r = cli_cmd(c, 250, NULL, "EHLO client.test");
+	H_CHECK(strstr(r->text, "STARTTLS") == NULL, "%s", r->text);
+	cli_cmd(c, 502, "5.5.1", "STARTTLS");
+	cli_quit(c);
+
+	c = cli_connect(plain->port);
+	cli_expect(c, 220, NULL);
+	r = cli_cmd(c, 250, NULL, "EHLO client.test");
+	H_CHECK(strstr(r->text, "STARTTLS") == NULL, "%s", r->text);
+	cli_cmd(c, 502, "5.5.1", "STARTTLS");
+	cli_quit(c);
+}
+END_TEST
+
+/* A starttls rule refuses it: a sender that needs TLS sends no mail. */
+START_TEST(test_sink_tls_rule)
+{
+	char *dir = pki(), *out;
+	struct sink *s = tls_sink(dir, "--rule",
+	    "starttls=reply:454 4.7.0 TLS not available now", (char *)NULL);
+
+	H_CHECK(run_send(&out, "--to", h_strf("127.0.0.1:%d", s->port),
+	    "--from", "a@x", "--rcpt", "b@y", "--starttls", (char *)NULL) == 1,
+	    "%s", out);
+	H_CHECK(strstr(out, "cmd=STARTTLS code=454 ") != NULL &&
+	    strcmp(summary(out), "sent=0 accepted=0 tempfail=1 permfail=0 "
+	    "errors=0 tls=0") == 0, "%s", out);
+	sink_wait_idle(s);
+	no_mail_on_wire(s);
+}
+END_TEST
+
+START_TEST(test_send_tls_failures)
+{
+	char *dir = pki(), *other = pki(), *out;
+	struct sink *plain = sink_start(NULL, (char *)NULL);
+	struct sink *s = tls_sink(dir, (char *)NULL);
+	const char *to = h_strf("127.0.0.1:%d", s->port);
+
+	/* Not offered. */
+	H_CHECK(run_send(&out, "--to", h_strf("127.0.0.1:%d", plain->port),
+	    "--from", "a@x", "--rcpt", "b@y", "--starttls", (char *)NULL) == 1,
+	    "%s", out);
+	H_CHECK(strstr(out, "error=starttls-not-offered") != NULL &&
+	    strcmp(summary(out), "sent=0 accepted=0 tempfail=0 permfail=0 "
+	    "errors=1 tls=0") == 0, "%s", out);
+	/* A name the certificate does not carry. */
+	H_CHECK(run_send(&out, "--to", to, "--from", "a@x", "--rcpt", "b@y",
+	    "--starttls", "--tls-trust", h_strf("%s/trust.pem", dir),
+	    "--tls-verify-name", "elsewhere.test", (char *)NULL) == 1, "%s",
+	    out);
+	H_CHECK(strstr(out, "error=tls-failed reason=\"certificate "
+	    "verification failed: hostname mismatch\"") != NULL, "%s", out);
+	/* The right name, by name rather than by address. */
+	H_CHECK(run_send(&out, "--to", to, "--from", "a@x", "--rcpt", "b@y",
+	    "--starttls", "--tls-trust", h_strf("%s/trust.pem", dir),
+	    "--tls-verify-name", "downstream.mailprevent.test", (char *)NULL) ==
+	    0, "%s", out);
+	/* Another PKI's root does not vouch for it. */
+	H_CHECK(run_send(&out, "--to", to, "--from", "a@x", "--rcpt", "b@y",
+	    "--starttls", "--tls-trust", h_strf("%s/trust.pem", other),
+	    (char *)NULL) == 1, "%s", out);
+	H_CHECK(strstr(out, "error=tls-failed reason=\"certificate "
+	    "verification failed: unable to get local issuer certificate\"") !=
+	    NULL, "%s", out);
+	sink_wait_idle(plain);
+	no_mail_on_wire(plain);
+	sink_wait_idle(s);
+	H_CHECK(sink_count(s) == 1, "%zu", sink_count(s));
+	H_CHECK(sink_events(s, "event=tls-failed") == 2, "%s", events(s));
+}
+END_TEST
+
+/*
+ * A hostile server writes a reply in clear after its 220 to STARTTLS: a
+ * client throws it away; the injecting sender takes it for the answer to
+ * its own slipped-in EHLO and fails.
+ */
+START_TEST(test_send_tls_server_injects)
+{
+	char *dir = pki(), *out;
+	struct sink *s = tls_sink(dir, "--tls-inject", "250 fake\\r\\n",
+	    (char *)NULL);
+	const char *to = h_strf("127.0.0.1:%d", s->port);
+
+	H_CHECK(run_send(&out, "--to", to, "--from", "a@x", "--rcpt", "b@y",
+	    "--starttls", (char *)NULL) == 0, "%s", out);
+	H_CHECK(strstr(out, "fake") == NULL && strstr(out, " tls=1") != NULL,
+	    "%s", out);
+	H_CHECK(run_send(&out, "--to", to, "--from", "a@x", "--rcpt", "b@y",
+	    "--starttls-inject", (char *)NULL) == 1, "%s", out);
+	H_CHECK(strstr(out, "error=injection-answered-in-clear") != NULL, "%s",
+	    out);
+	sink_wait_idle(s);
+	H_CHECK(sink_count(s) == 1 &&
+	    sink_events(s, "event=tls-inject bytes=10") == 2, "%s", events(s));
+}
+END_TEST
+
+START_TEST(test_tls_usage)
+{
+	char *sim = h_strf("%s/mta-sim", h_bindir()), *dir = pki();
+	struct run r;
+
+	H_CHECK(run_send(NULL, "--to", "127.0.0.1:25", "--from", "a@x",
+	    "--rcpt", "b@y", "--tls-trust", "x.pem", (char *)NULL) == 2,
+	    "--tls-trust without --starttls");
+	H_CHECK(run_send(NULL, "--to", "127.0.0.1:25", "--from", "a@x",
+	    "--rcpt", "b@y", "--starttls", "--tls-verify-name", "a.test",
+	    (char *)NULL) == 2, "--tls-verify-name without --tls-trust");
+	H_CHECK(run_send(NULL, "--to", "127.0.0.1:25", "--from", "a@x",
+	    "--rcpt", "b@y", "--starttls", "--tls-trust", h_strf("%s/none.pem",
+	    dir), (char *)NULL) == 2, "a missing trust file");
+	run_spawn(&r, (char *[]){ sim, "sink", "--dir", h_tmpdir("bad"),
+	    "--tls-required", NULL });
+	H_CHECK(run_finish(&r) == 2, "--tls-required without a certificate");
+	run_spawn(&r, (char *[]){ sim, "sink", "--dir", h_tmpdir("bad"),
+	    "--tls-cert", h_strf("%s/downstream.chain.pem", dir), NULL });
+	H_CHECK(run_finish(&r) == 2, "--tls-cert without --tls-key");
+	run_spawn(&r, (char *[]){ sim, "sink", "--dir", h_tmpdir("bad"),
+	    "--tls-cert", h_strf("%s/downstream.chain.pem", dir), "--tls-key",
+	    h_strf("%s/upstream.key", dir), NULL });
+	H_CHECK(run_finish(&r) == 1, "a key that is not the certificate's");
+	H_CHECK(strstr(r.out[1].data, "tls:") != NULL, "%s", r.out[1].data);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -718,6 +962,16 @@ main(void)
 	tcase_add_test(tc, test_send_failures_counted);
 	tcase_add_test(tc, test_send_timeout);
 	tcase_add_test(tc, test_usage);
+	suite_add_tcase(s, tc);
+
+	tc = h_tcase("tls");
+	tcase_add_test(tc, test_sink_tls_records);
+	tcase_add_test(tc, test_sink_tls_discards_and_resets);
+	tcase_add_test(tc, test_sink_tls_commands);
+	tcase_add_test(tc, test_sink_tls_rule);
+	tcase_add_test(tc, test_send_tls_failures);
+	tcase_add_test(tc, test_send_tls_server_injects);
+	tcase_add_test(tc, test_tls_usage);
 	suite_add_tcase(s, tc);
 	return h_run(s);
 }
