@@ -28,7 +28,7 @@
 
 #define CONFIG_FILE_MAX		(1024 * 1024)
 #define CONFIG_ERRORS_MAX	100
-#define CONFIG_KEYS_MAX		24	/* keys in the largest table */
+#define CONFIG_KEYS_MAX		32	/* keys in the largest table */
 #define CONFIG_QUOTE_MAX	64	/* bytes of a bad value shown in a message */
 
 #define CONFIG_DEFAULT_LISTEN_PORT	10025
@@ -199,6 +199,8 @@ static const struct config_key config_top_keys[] = {
 	{ "allow_clients",	config_list_cidrs,	OFF(allow_clients), 0, 0, LINE_NONE, NULL },
 	{ "proxy_protocol",	config_section,		0, 0, 0, LINE_PROXYPROTO, config_proxyproto_keys },
 	{ "dns_servers",	config_list_dns,	0, 0, 0, LINE_NONE, NULL },
+	{ "dns_timeout",	config_duration,	OFF(dns_timeout), 1, 60, LINE_NONE, NULL },
+	{ "dns_tries",		config_uint,		OFF(dns_tries), 1, 10, LINE_NONE, NULL },
 	{ "workers",		config_uint,		OFF(workers), 0, 64, LINE_NONE, NULL },
 	{ "user",		config_string_account,	OFF(user), 0, 0, LINE_NONE, NULL },
 	{ "group",		config_string_account,	OFF(group), 0, 1, LINE_NONE, NULL },
@@ -1648,6 +1650,8 @@ config_defaults(void)
 	netaddr_parse_cidr("::1", &cf->allow_clients.v[1], &why);
 	cf->allow_clients.n = 2;
 	cf->workers = 1;
+	cf->dns_timeout = 5;
+	cf->dns_tries = 2;
 	cf->policy_limits.instructions = 50000000;
 	cf->policy_limits.memory = 256 * 1024 * 1024;
 	cf->notify.retries = 3;

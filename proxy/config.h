@@ -84,6 +84,8 @@ struct config {
 	size_t			 ndomains;
 	char			**dns_servers;		/* "ip[:port]"; none = system resolver */
 	size_t			 ndns_servers;
+	unsigned		 dns_timeout;		/* seconds per try (5) */
+	unsigned		 dns_tries;		/* tries per server (2) */
 	char			 helo_name[256];
 	char			 source_address[64];	/* IP literal or "" */
 	char			 pass_header[1000];	/* "Name: value" or "" */

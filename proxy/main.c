@@ -122,6 +122,10 @@ main_reload(void)
 	    cfg->listen.port != mp.cfg->listen.port)
 		log_msg(LOG_WARN, NULL, "reload", "note=\"listen changed; "
 		    "takes effect at restart\"");
+	if (cfg->dns_timeout != mp.cfg->dns_timeout ||
+	    cfg->dns_tries != mp.cfg->dns_tries)
+		log_msg(LOG_WARN, NULL, "reload", "note=\"dns_timeout/dns_tries "
+		    "changed; take effect at restart\"");
 	if (cfg->workers != mp.cfg->workers)
 		log_msg(LOG_WARN, NULL, "reload", "note=\"workers changed; "
 		    "takes effect at restart\"");
@@ -252,7 +256,8 @@ main_serve(int fd, int debug, void (*ready)(void))
 	if ((mp.base = event_base_new()) == NULL)
 		log_fatal("cannot create the event loop");
 	if ((mp.dns = dns_new(mp.base, mp.cfg->ndns_servers ?
-	    (const char *const *)mp.cfg->dns_servers : NULL, 5000, 2, err,
+	    (const char *const *)mp.cfg->dns_servers : NULL,
+	    mp.cfg->dns_timeout * 1000, mp.cfg->dns_tries, err,
 	    sizeof(err))) == NULL)
 		log_fatal("dns: %s", err);
 	sigs[0] = evsignal_new(mp.base, SIGHUP, main_signal, NULL);
