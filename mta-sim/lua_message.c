@@ -5,7 +5,8 @@
  * A message object is a snapshot: its bytes are copied out of the role
  * when the object is made, so it stays valid after the role is gone.
  * Fields: id, role, listener, client_ip, helo, from (the envelope sender,
- * "" for <>), rcpts, content, body, size, time, subject. Methods:
+ * "" for <>), rcpts, content, body, size, time, subject, tls ("TLSv1.3
+ * CIPHER" when it came over STARTTLS, else nil). Methods:
  * m:header(name), m:headers([name]). Unknown fields raise, so a typo
  * fails instead of reading as nil.
  */
@@ -34,6 +35,7 @@ struct lua_message {
 	char		*content;
 	size_t		 len;
 	double		 t;
+	char		*tls;		/* NULL: it came in plaintext */
 };
 
 static char *
@@ -57,6 +59,7 @@ lua_message_gc(lua_State *L)
 		free(m->rcpts[i]);
 	free(m->rcpts);
 	free(m->content);
+	free(m->tls);
 	memset(m, 0, sizeof(*m));
 	return 0;
 }
@@ -78,6 +81,8 @@ lua_message_push(lua_State *L, const struct sim_msg *src)
 	m->helo = lua_message_dup(src->helo);
 	m->mail_from = lua_message_dup(src->mail_from);
 	m->content = malloc(src->content.len + 1);
+	if (src->tls != NULL && (m->tls = strdup(src->tls)) == NULL)
+		luaL_error(L, "out of memory");
 	if (src->nrcpts > 0)
 		m->rcpts = calloc(src->nrcpts, sizeof(*m->rcpts));
 	if (m->role == NULL || m->listener == NULL || m->client_ip == NULL ||
@@ -248,6 +253,12 @@ lua_message_index(lua_State *L)
 		lua_pushinteger(L, (lua_Integer)m->len);
 	else if (strcmp(k, "time") == 0)
 		lua_pushnumber(L, m->t);
+	else if (strcmp(k, "tls") == 0) {
+		if (m->tls != NULL)
+			lua_pushstring(L, m->tls);
+		else
+			lua_pushnil(L);
+	}
 	else if (strcmp(k, "subject") == 0) {
 		if (lua_message_scan(L, m, "Subject", 1) == 0)
 			lua_pushnil(L);

@@ -320,6 +320,53 @@ lua_mta_addr_opt(lua_State *L, int opts, const char *key)
 	return lua_tostring(L, -1);
 }
 
+/*
+ * tls = { cert=, key=, required=, outbound = "no"|"may"|"must", trust= }:
+ * its listeners offer STARTTLS with cert and key; its deliveries use
+ * STARTTLS as outbound says, verifying each hop against trust. The
+ * strings stay in the option table.
+ */
+static void
+lua_mta_tls(lua_State *L, int opts, struct sim_mta_opts *o)
+{
+	static const char *const keys[] = { "cert", "key", "required",
+	    "outbound", "trust", NULL };
+	static const char *const uses[] = { "no", "may", "must", NULL };
+	const char *out;
+	int t, i;
+
+	t = lua_getfield(L, opts, "tls");
+	if (t != LUA_TNIL && t != LUA_TTABLE)
+		luaL_error(L, "t:mta: tls must be a table { cert=, key=, "
+		    "required=, outbound=, trust= }");
+	if (t == LUA_TNIL) {
+		lua_pop(L, 1);
+		return;
+	}
+	lua_sim_check_opts(L, -1, "t:mta tls", keys);
+	o->tls_cert = lua_sim_opt_string(L, -1, "cert", NULL, "t:mta tls");
+	o->tls_key = lua_sim_opt_string(L, -1, "key", NULL, "t:mta tls");
+	o->tls_required = lua_sim_opt_bool(L, -1, "required", 0, "t:mta tls");
+	o->tls_trust = lua_sim_opt_string(L, -1, "trust", NULL, "t:mta tls");
+	out = lua_sim_opt_string(L, -1, "outbound", "no", "t:mta tls");
+	for (i = 0; uses[i] != NULL; i++)
+		if (strcmp(out, uses[i]) == 0)
+			break;
+	if (uses[i] == NULL)
+		luaL_error(L, "t:mta: tls.outbound must be \"no\", \"may\" or "
+		    "\"must\", not '%s'", out);
+	o->tls_outbound = i == 0 ? SIM_TLS_NO : i == 1 ? SIM_TLS_MAY :
+	    SIM_TLS_MUST;
+	if ((o->tls_cert == NULL) != (o->tls_key == NULL))
+		luaL_error(L, "t:mta: tls needs cert and key together");
+	if (o->tls_required && o->tls_cert == NULL)
+		luaL_error(L, "t:mta: tls.required needs cert and key");
+	if (o->tls_trust != NULL && o->tls_outbound == SIM_TLS_NO)
+		luaL_error(L, "t:mta: tls.trust is for deliveries: set "
+		    "tls.outbound to \"may\" or \"must\"");
+	lua_pop(L, 1);
+}
+
 /* (Re)make the MTA from the options and proxies in obj's user value. */
 static void
 lua_mta_make(lua_State *L, struct lua_mta *m, int obj)
@@ -378,6 +425,7 @@ lua_mta_make(lua_State *L, struct lua_mta *m, int obj)
 	    4294967296.0, "t:mta");
 	o.max_rcpts = (size_t)lua_sim_opt_number(L, opts, "max_rcpts", 0, 1,
 	    1e6, "t:mta");
+	lua_mta_tls(L, opts, &o);
 
 	if ((m->mta = sim_mta_new(runner_base(), &o, err, sizeof(err))) == NULL)
 		luaL_error(L, "t:mta %s: %s", m->name, err);
@@ -439,7 +487,8 @@ lua_mta_set_fields(lua_State *L, struct lua_mta *m, int obj)
  *        sender_exceptions=, local_domains=, mailbox=, proxies=,
  *        proxy_ips=, proxy_helos=, pass_header=, retry=, max_retry=,
  *        max_attempts=, max_queue_age=, timeout=, connect_timeout=,
- *        max_queue=, max_size=, max_rcpts= }
+ *        max_queue=, max_size=, max_rcpts=,
+ *        tls={ cert=, key=, required=, outbound=, trust= } }
  */
 int
 lua_mta_new(lua_State *L)
@@ -449,7 +498,8 @@ lua_mta_new(lua_State *L)
 	    "bypass", "block_on_failure", "sender_exceptions", "local_domains",
 	    "mailbox", "proxies", "proxy_ips", "proxy_helos", "pass_header",
 	    "retry", "max_retry", "max_attempts", "max_queue_age", "timeout",
-	    "connect_timeout", "max_queue", "max_size", "max_rcpts", NULL };
+	    "connect_timeout", "max_queue", "max_size", "max_rcpts", "tls",
+	    NULL };
 	static unsigned long counted_gen;
 	static unsigned count;
 	struct lua_mta *m;

@@ -393,7 +393,85 @@ lua_proxy_policy_path(lua_State *L, const char *path)
 
 static const char *const lua_proxy_cfg_keys[] = { "mode", "reflect_to",
     "next_hop", "resubmit_port", "policies", "policy_source", "pass_header",
-    "helo_name", "trial_mode", "log_level", "source_address", "extra", NULL };
+    "helo_name", "trial_mode", "log_level", "source_address", "tls", "extra",
+    NULL };
+
+/* tls = {...}: our short names for the keys of the tls: section. */
+static const struct {
+	const char	*opt;
+	const char	*key;
+	int		 path;		/* a file name: made absolute */
+} lua_proxy_tls_keys[] = {
+	{ "cert",		"cert_file",		1 },
+	{ "key",		"key_file",		1 },
+	{ "trust",		"trust_file",		1 },
+	{ "passphrase_file",	"key_passphrase_file",	1 },
+	{ "passphrase_env",	"key_passphrase_env",	0 },
+	{ "outbound",		"outbound",		0 },
+};
+
+/*
+ * tls = { cert=, key=, trust=, outbound=, required_inbound=,
+ * passphrase_file=, passphrase_env= }: the tls: section. The keys given
+ * replace those of the same name, so p:reload{ tls = { trust = f } }
+ * changes the trust file only. File names are taken from the current
+ * directory, like policies; trust = "" is the system store.
+ */
+static void
+lua_proxy_tls(lua_State *L, int cfg, int opts, const char *fname)
+{
+	const char *allowed[sizeof(lua_proxy_tls_keys) /
+	    sizeof(lua_proxy_tls_keys[0]) + 2];
+	const char *v;
+	char what[64];
+	size_t i, n = sizeof(lua_proxy_tls_keys) / sizeof(lua_proxy_tls_keys[0]);
+	int t, tls, sect;
+
+	t = lua_getfield(L, opts, "tls");
+	if (t == LUA_TNIL) {
+		lua_pop(L, 1);
+		return;
+	}
+	if (t != LUA_TTABLE)
+		luaL_error(L, "%s: tls must be a table { cert=, key=, trust=, "
+		    "outbound=, required_inbound=, passphrase_file=, "
+		    "passphrase_env= }", fname);
+	tls = lua_gettop(L);
+	for (i = 0; i < n; i++)
+		allowed[i] = lua_proxy_tls_keys[i].opt;
+	allowed[n] = "required_inbound";
+	allowed[n + 1] = NULL;
+	snprintf(what, sizeof(what), "%s tls", fname);
+	lua_sim_check_opts(L, tls, what, allowed);
+	if (lua_getfield(L, cfg, "tls") != LUA_TTABLE) {
+		lua_pop(L, 1);
+		lua_newtable(L);
+		lua_pushvalue(L, -1);
+		lua_setfield(L, cfg, "tls");
+	}
+	sect = lua_gettop(L);
+	for (i = 0; i < n; i++) {
+		if ((v = lua_sim_opt_string(L, tls, lua_proxy_tls_keys[i].opt,
+		    NULL, fname)) == NULL)
+			continue;
+		if (lua_proxy_tls_keys[i].path && *v != '\0')
+			lua_proxy_policy_path(L, v);
+		else
+			lua_pushstring(L, v);
+		lua_setfield(L, sect, lua_proxy_tls_keys[i].key);
+	}
+	v = lua_sim_opt_string(L, tls, "outbound", NULL, fname);
+	if (v != NULL && strcmp(v, "follow") != 0 && strcmp(v, "always") != 0 &&
+	    strcmp(v, "never") != 0)
+		luaL_error(L, "%s: tls.outbound must be follow, always or "
+		    "never, not '%s'", fname, v);
+	if (lua_getfield(L, tls, "required_inbound") != LUA_TNIL) {
+		lua_pushboolean(L, lua_sim_opt_bool(L, tls, "required_inbound",
+		    0, fname));
+		lua_setfield(L, sect, "required_inbound");
+	}
+	lua_settop(L, tls - 1);
+}
 
 /*
  * Apply the options at opts (those of lua_proxy_cfg_keys) to the config
@@ -489,6 +567,9 @@ lua_proxy_apply(lua_State *L, struct lua_proxy *p, int cfg, int opts,
 		lua_settop(L, list);
 		lua_setfield(L, cfg, "policies");
 	}
+	lua_settop(L, top);
+
+	lua_proxy_tls(L, cfg, opts, fname);
 	lua_settop(L, top);
 
 	if ((t = lua_getfield(L, opts, "extra")) == LUA_TTABLE)
@@ -729,7 +810,7 @@ lua_proxy_gc(lua_State *L)
 /*
  * t:proxy{ name=, ip=, port=, mode=, reflect_to=, next_hop=, resubmit_port=,
  *          policies=, policy_source=, pass_header=, helo_name=, trial_mode=,
- *          log_level=, source_address=, extra=, start=, timeout= }
+ *          log_level=, source_address=, tls=, extra=, start=, timeout= }
  */
 int
 lua_proxy_new(lua_State *L)

@@ -25,6 +25,16 @@
 #define LUA_SEND_HELO		"client.sim.test"
 #define LUA_SEND_ALL_MAX	10000
 
+/* The replies whose text is kept: the one that decided is `text`. */
+enum lua_send_reply {
+	LUA_SEND_GREETING,
+	LUA_SEND_MAIL,
+	LUA_SEND_RCPT,		/* the first recipient's */
+	LUA_SEND_DATA,
+	LUA_SEND_FINAL,
+	LUA_SEND_NREPLIES
+};
+
 struct lua_send {
 	struct sim_send	*s;		/* NULL once done or cancelled */
 	int		 done;
@@ -33,9 +43,40 @@ struct lua_send {
 	int		 connected, greeting, mail, data, final;
 	int		*rcpt;
 	size_t		 nrcpt;
-	char		*final_text;
+	char		*texts[LUA_SEND_NREPLIES];
 	char		*error;
+	char		*stage;
+	int		 tls;
+	char		*tls_proto, *tls_cipher, *tls_verify, *tls_peer;
 };
+
+static void
+lua_send_free_copies(struct lua_send *sd)
+{
+	size_t i;
+
+	free(sd->rcpt);
+	sd->rcpt = NULL;
+	for (i = 0; i < LUA_SEND_NREPLIES; i++) {
+		free(sd->texts[i]);
+		sd->texts[i] = NULL;
+	}
+	free(sd->error);
+	free(sd->stage);
+	free(sd->tls_proto);
+	free(sd->tls_cipher);
+	free(sd->tls_verify);
+	free(sd->tls_peer);
+	sd->error = sd->stage = NULL;
+	sd->tls_proto = sd->tls_cipher = sd->tls_verify = sd->tls_peer = NULL;
+}
+
+/* A copy of s, or NULL for NULL (and on ENOMEM: the field reads as nil). */
+static char *
+lua_send_dup(const char *s)
+{
+	return s != NULL ? strdup(s) : NULL;
+}
 
 static int
 lua_send_gc(lua_State *L)
@@ -46,11 +87,7 @@ lua_send_gc(lua_State *L)
 		sim_send_cancel(sd->s);
 		sd->s = NULL;
 	}
-	free(sd->rcpt);
-	free(sd->final_text);
-	free(sd->error);
-	sd->rcpt = NULL;
-	sd->final_text = sd->error = NULL;
+	lua_send_free_copies(sd);
 	return 0;
 }
 
@@ -82,38 +119,74 @@ lua_send_done(void *arg, const struct sim_send_result *r)
 		memcpy(sd->rcpt, r->rcpt, r->nrcpt * sizeof(int));
 		sd->nrcpt = r->nrcpt;
 	}
-	if (r->final_text != NULL)
-		sd->final_text = strdup(r->final_text);
-	if (r->error != NULL)
-		sd->error = strdup(r->error);
+	sd->texts[LUA_SEND_GREETING] = lua_send_dup(r->greeting_text);
+	sd->texts[LUA_SEND_MAIL] = lua_send_dup(r->mail_text);
+	if (r->nrcpt > 0 && r->rcpt_text != NULL)
+		sd->texts[LUA_SEND_RCPT] = lua_send_dup(r->rcpt_text[0]);
+	sd->texts[LUA_SEND_DATA] = lua_send_dup(r->data_text);
+	sd->texts[LUA_SEND_FINAL] = lua_send_dup(r->final_text);
+	sd->error = lua_send_dup(r->error);
+	sd->stage = lua_send_dup(r->stage);
+	sd->tls = r->tls;
+	if (r->tls) {
+		sd->tls_proto = lua_send_dup(r->tls_proto);
+		sd->tls_cipher = lua_send_dup(r->tls_cipher);
+		sd->tls_verify = lua_send_dup(r->tls_verify);
+		sd->tls_peer = lua_send_dup(r->tls_peer);
+	}
 	runner_poke();
 }
 
 /*
  * The code that decided the message: the reply to the final dot if it
  * got that far, else the first refusal (greeting, MAIL, every RCPT, or
- * DATA); 0 if no reply decided it (a transport error).
+ * DATA); 0 if no reply decided it (a transport error). *which says which
+ * reply it was (LUA_SEND_NREPLIES: none).
  */
 static int
-lua_send_code(const struct lua_send *sd)
+lua_send_code(const struct lua_send *sd, enum lua_send_reply *which)
 {
 	size_t i;
 	int any = 0;
 
-	if (sd->final != 0)
-		return sd->final;
-	if (sd->greeting != 0 && sd->greeting / 100 != 2)
-		return sd->greeting;
-	if (sd->mail != 0 && sd->mail / 100 != 2)
-		return sd->mail;
 	for (i = 0; i < sd->nrcpt; i++)
 		if (sd->rcpt[i] / 100 == 2)
 			any = 1;
-	if (!any && sd->nrcpt > 0 && sd->rcpt[0] != 0)
+	if (sd->final != 0)
+		*which = LUA_SEND_FINAL;
+	else if (sd->greeting != 0 && sd->greeting / 100 != 2)
+		*which = LUA_SEND_GREETING;
+	else if (sd->mail != 0 && sd->mail / 100 != 2)
+		*which = LUA_SEND_MAIL;
+	else if (!any && sd->nrcpt > 0 && sd->rcpt[0] != 0)
+		*which = LUA_SEND_RCPT;
+	else if (sd->data != 0 && sd->data / 100 != 3)
+		*which = LUA_SEND_DATA;
+	else {
+		*which = LUA_SEND_NREPLIES;
+		return 0;
+	}
+	switch (*which) {
+	case LUA_SEND_GREETING:
+		return sd->greeting;
+	case LUA_SEND_MAIL:
+		return sd->mail;
+	case LUA_SEND_RCPT:
 		return sd->rcpt[0];
-	if (sd->data != 0 && sd->data / 100 != 3)
+	case LUA_SEND_DATA:
 		return sd->data;
-	return 0;
+	default:
+		return sd->final;
+	}
+}
+
+static void
+lua_send_set(lua_State *L, const char *key, const char *v)
+{
+	if (v != NULL) {
+		lua_pushstring(L, v);
+		lua_setfield(L, -2, key);
+	}
 }
 
 /* The result table of the send object at idx (whose user value holds the content). */
@@ -121,23 +194,26 @@ static void
 lua_send_push_result(lua_State *L, int idx)
 {
 	struct lua_send *sd = lua_touserdata(L, idx);
+	enum lua_send_reply which;
 	size_t i;
-	int code = lua_send_code(sd);
+	int code = lua_send_code(sd, &which);
 
 	idx = lua_absindex(L, idx);
-	lua_createtable(L, 0, 12);
+	lua_createtable(L, 0, 20);
 	lua_pushinteger(L, code);
 	lua_setfield(L, -2, "code");
 	lua_pushboolean(L, code / 100 == 2);
 	lua_setfield(L, -2, "ok");
-	if (sd->final_text != NULL) {
-		lua_pushstring(L, sd->final_text);
-		lua_setfield(L, -2, "text");
-	}
-	if (sd->error != NULL) {
-		lua_pushstring(L, sd->error);
-		lua_setfield(L, -2, "error");
-	}
+	lua_send_set(L, "text", which < LUA_SEND_NREPLIES ? sd->texts[which] :
+	    NULL);
+	lua_send_set(L, "error", sd->error);
+	lua_send_set(L, "stage", sd->stage);
+	lua_pushboolean(L, sd->tls);
+	lua_setfield(L, -2, "tls");
+	lua_send_set(L, "tls_proto", sd->tls_proto);
+	lua_send_set(L, "tls_cipher", sd->tls_cipher);
+	lua_send_set(L, "tls_verify", sd->tls_verify);
+	lua_send_set(L, "tls_peer", sd->tls_peer);
 	lua_pushboolean(L, sd->connected);
 	lua_setfield(L, -2, "connected");
 	lua_pushinteger(L, sd->greeting);
@@ -163,6 +239,49 @@ lua_send_push_result(lua_State *L, int idx)
 }
 
 /*
+ * starttls = true ("must": no TLS, no mail) | "may" | false, tls_trust=,
+ * tls_verify_name=, starttls_inject=. The strings stay in the spec table.
+ */
+static void
+lua_send_tls(lua_State *L, int idx, struct sim_send_opts *o, const char *fname)
+{
+	const char *use;
+	int t;
+
+	t = lua_getfield(L, idx, "starttls");
+	if (t == LUA_TBOOLEAN)
+		o->starttls = lua_toboolean(L, -1) ? SIM_TLS_MUST : SIM_TLS_NO;
+	else if (t == LUA_TSTRING) {
+		use = lua_tostring(L, -1);
+		if (strcmp(use, "must") == 0)
+			o->starttls = SIM_TLS_MUST;
+		else if (strcmp(use, "may") == 0)
+			o->starttls = SIM_TLS_MAY;
+		else if (strcmp(use, "no") == 0)
+			o->starttls = SIM_TLS_NO;
+		else
+			luaL_error(L, "%s: starttls must be true, false, "
+			    "\"may\" or \"must\", not '%s'", fname, use);
+	} else if (t != LUA_TNIL)
+		luaL_error(L, "%s: starttls must be true, false, \"may\" or "
+		    "\"must\"", fname);
+	lua_pop(L, 1);
+	o->starttls_inject = lua_sim_opt_bool(L, idx, "starttls_inject", 0,
+	    fname);
+	if (o->starttls_inject && t == LUA_TNIL)
+		o->starttls = SIM_TLS_MUST;	/* the probe is a STARTTLS */
+	if (o->starttls_inject && o->starttls != SIM_TLS_MUST)
+		luaL_error(L, "%s: starttls_inject needs starttls", fname);
+	o->tls_trust = lua_sim_opt_string(L, idx, "tls_trust", NULL, fname);
+	o->tls_verify_name = lua_sim_opt_string(L, idx, "tls_verify_name",
+	    NULL, fname);
+	if (o->tls_trust != NULL && o->starttls == SIM_TLS_NO)
+		luaL_error(L, "%s: tls_trust needs starttls", fname);
+	if (o->tls_verify_name != NULL && o->tls_trust == NULL)
+		luaL_error(L, "%s: tls_verify_name needs tls_trust", fname);
+}
+
+/*
  * Start one session for the spec table at idx. Pushes the send object.
  */
 static struct lua_send *
@@ -170,7 +289,8 @@ lua_send_start(lua_State *L, int idx, int tidx, const char *fname)
 {
 	static const char *const keys[] = { "to", "from", "rcpt", "subject",
 	    "body", "headers", "attachments", "size", "content", "header_from",
-	    "header_to", "helo", "source", "timeout", NULL };
+	    "header_to", "helo", "source", "timeout", "starttls", "tls_trust",
+	    "tls_verify_name", "starttls_inject", NULL };
 	struct sim_send_opts o;
 	struct lua_send *sd;
 	struct sim_send *s;
@@ -224,6 +344,7 @@ lua_send_start(lua_State *L, int idx, int tidx, const char *fname)
 	}
 	o.timeout_ms = (unsigned)(1000 * lua_sim_opt_number(L, idx, "timeout",
 	    LUA_SEND_TIMEOUT, 0.1, 3600, fname));
+	lua_send_tls(L, idx, &o, fname);
 
 	content = lua_sim_buf(L);
 	lua_message_build(L, idx, 1, content, fname);

@@ -28,6 +28,8 @@
 #include "buf.h"
 #include "runner.h"
 
+void	lua_postfix_register(lua_State *);	/* lua_postfix.c */
+
 #define LUA_SIM_READ_MAX	(64 * 1024 * 1024)
 #define LUA_SIM_NAME_MAX	200
 
@@ -106,9 +108,14 @@ lua_sim_opt_number(lua_State *L, int idx, const char *key, double def,
 		return def;
 	}
 	v = lua_tonumberx(L, -1, &isnum);
-	if (!isnum || v != v || v < min || v > max)
-		luaL_error(L, "%s: option '%s' must be a number from %g to %g",
-		    fname, key, min, max);
+	if (!isnum || v != v || v < min || v > max) {
+		char range[96];
+
+		/* lua_pushfstring knows no %g: format the bounds here. */
+		snprintf(range, sizeof(range), "%g to %g", min, max);
+		luaL_error(L, "%s: option '%s' must be a number from %s",
+		    fname, key, range);
+	}
 	lua_pop(L, 1);
 	return v;
 }
@@ -554,6 +561,7 @@ lua_sim_setup(lua_State *L)
 	lua_proxy_register(L);
 	lua_message_register(L);
 	lua_result_register(L);
+	lua_postfix_register(L);	/* lua_postfix.c: t:postfix, after t */
 	return 0;
 }
 

@@ -10,6 +10,7 @@
  *   lua_message.c            a message as a role recorded it; building one
  *   lua_result.c t:send{}    one SMTP session and its replies
  *   lua_json.c  sim.json_decode
+ *   lua_pki.c   t:pki{}      a test PKI made by certs-gen
  */
 #ifndef MTA_SIM_LUA_SIM_H
 #define MTA_SIM_LUA_SIM_H
@@ -87,5 +88,6 @@ void	lua_result_register(lua_State *);
 int	lua_result_send(lua_State *);		/* t:send{} */
 int	lua_result_send_all(lua_State *);	/* t:send_all{{}, ...} */
 int	lua_json_decode(lua_State *);		/* sim.json_decode(s) */
+int	lua_pki_new(lua_State *);		/* t:pki{}, lua_pki.c */
 
 #endif

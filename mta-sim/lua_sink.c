@@ -61,14 +61,46 @@ lua_sink_gc(lua_State *L)
 }
 
 /*
+ * tls = { cert=, key=, required=, inject= }: offer STARTTLS with this PEM
+ * chain and (unencrypted) key. The strings stay in the option table.
+ */
+static void
+lua_sink_tls(lua_State *L, int opts, struct sim_sink_opts *o)
+{
+	static const char *const keys[] = { "cert", "key", "required",
+	    "inject", NULL };
+	int t;
+
+	t = lua_getfield(L, opts, "tls");
+	if (t != LUA_TNIL && t != LUA_TTABLE)
+		luaL_error(L, "t:sink: tls must be a table { cert=, key=, "
+		    "required=, inject= }");
+	if (t == LUA_TTABLE) {
+		lua_sim_check_opts(L, -1, "t:sink tls", keys);
+		o->tls_cert = lua_sim_opt_string(L, -1, "cert", NULL,
+		    "t:sink tls");
+		o->tls_key = lua_sim_opt_string(L, -1, "key", NULL,
+		    "t:sink tls");
+		o->tls_required = lua_sim_opt_bool(L, -1, "required", 0,
+		    "t:sink tls");
+		o->tls_inject = lua_sim_opt_string(L, -1, "inject", NULL,
+		    "t:sink tls");
+		if (o->tls_cert == NULL || o->tls_key == NULL)
+			luaL_error(L, "t:sink: tls needs cert and key");
+	}
+	lua_pop(L, 1);
+}
+
+/*
  * t:sink{ name=, ip=, port=, rules={"WHEN=ACTION", ...}, no_ext={...},
- *         no_ehlo=, greeting=, max_size=, dir= }
+ *         no_ehlo=, greeting=, max_size=, dir=,
+ *         tls={ cert=, key=, required=, inject= } }
  */
 int
 lua_sink_new(lua_State *L)
 {
 	static const char *const keys[] = { "name", "ip", "port", "rules",
-	    "no_ext", "no_ehlo", "greeting", "max_size", "dir", NULL };
+	    "no_ext", "no_ehlo", "greeting", "max_size", "dir", "tls", NULL };
 	static unsigned long counted_gen;
 	static unsigned count;
 	struct sim_sink_opts o;
@@ -105,6 +137,7 @@ lua_sink_new(lua_State *L)
 	o.max_size = (uint64_t)lua_sim_opt_number(L, 2, "max_size", 0, 0,
 	    4294967296.0, "t:sink");
 	o.dir = lua_sim_opt_string(L, 2, "dir", NULL, "t:sink");
+	lua_sink_tls(L, 2, &o);
 
 	s = lua_newuserdatauv(L, sizeof(*s), 1);
 	memset(s, 0, sizeof(*s));

@@ -532,6 +532,7 @@ static const luaL_Reg lua_test_methods[] = {
 	{ "proxy",	lua_proxy_new },
 	{ "send",	lua_result_send },
 	{ "send_all",	lua_result_send_all },
+	{ "pki",	lua_pki_new },		/* lua_pki.c */
 	{ NULL,		NULL }
 };
 

@@ -742,6 +742,11 @@ runner_grace_cb(evutil_socket_t fd, short what, void *arg)
 {
 	if (R.cur == NULL || R.cur->state != SCEN_TEARDOWN)
 		return;
+	/* Every child may be gone already (one detached and reaped). */
+	if (proc_nrunning() == 0) {
+		runner_teardown_step();
+		return;
+	}
 	if (!R.killed) {
 		R.killed = 1;
 		runner_fail("a child process ignored SIGTERM for %.0fs; "
