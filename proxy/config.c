@@ -992,9 +992,23 @@ config_glob_check(struct config_ctx *ctx, const char *keypath,
 
 	memset(&g, 0, sizeof(g));
 	r = glob(pattern, 0, NULL, &g);
+	if (r == 0) {
+		for (size_t i = 0; i < g.gl_pathc; i++) {
+			struct stat st;
+
+			/* A policy anyone can edit is a policy anyone can disable. */
+			if (stat(g.gl_pathv[i], &st) == 0 && (st.st_mode & S_IWOTH)) {
+				config_error(ctx, config_line(item), "%s: %s is "
+				    "writable by every user (mode %04o); chmod "
+				    "o-w it", keypath, g.gl_pathv[i],
+				    (unsigned)(st.st_mode & 07777));
+				r = -1;
+			}
+		}
+		globfree(&g);
+		return r;
+	}
 	globfree(&g);
-	if (r == 0)
-		return 0;
 	config_error(ctx, config_line(item), "%s: %s %s", keypath,
 	    r == GLOB_NOMATCH ? "no file matches" : "cannot read",
 	    config_quote(q, sizeof(q), pattern, strlen(pattern)));
@@ -1532,11 +1546,17 @@ config_read(struct config_ctx *ctx, size_t *lenp)
 		config_error(ctx, 0, "cannot open: %s", strerror(errno));
 		return NULL;
 	}
-	if (fstat(fileno(fp), &st) == 0 && S_ISDIR(st.st_mode)) {
+	if (fstat(fileno(fp), &st) == -1)
+		st.st_mode = 0;
+	if (S_ISDIR(st.st_mode)) {
 		config_error(ctx, 0, "is a directory");
 		fclose(fp);
 		return NULL;
 	}
+	/* Whoever can write it decides what is inspected: refuse that. */
+	if (st.st_mode & S_IWOTH)
+		config_error(ctx, 0, "writable by every user (mode %04o); "
+		    "chmod o-w it", (unsigned)(st.st_mode & 07777));
 	if ((text = malloc(CONFIG_FILE_MAX + 1)) == NULL)
 		log_fatal("malloc: %s", strerror(errno));
 	while ((n = fread(text + len, 1, CONFIG_FILE_MAX + 1 - len, fp)) > 0)

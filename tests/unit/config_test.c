@@ -4,6 +4,7 @@
  * the exact "file:line: message" lines reported.
  */
 #include <check.h>
+#include <sys/stat.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -928,6 +929,40 @@ START_TEST(directory)
 }
 END_TEST
 
+/* A file anyone can write (the config, or a policy) is refused. */
+START_TEST(world_writable)
+{
+	struct buf err = BUF_INIT;
+	const char *dir = getenv("TMPDIR");
+	char path[512], pol[512], want[2200], text[1200];
+	FILE *f;
+
+	if (dir == NULL || *dir == '\0')
+		dir = "/tmp";
+	snprintf(pol, sizeof(pol), "%s/mp-ww-%ld.lua", dir, (long)getpid());
+	f = fopen(pol, "w");
+	ck_assert_ptr_nonnull(f);
+	fputs("return { name = \"x\", match = function() return false end }\n", f);
+	fclose(f);
+	chmod(pol, 0666);
+	snprintf(path, sizeof(path), "%s/mp-ww-%ld.yaml", dir, (long)getpid());
+	snprintf(text, sizeof(text), HOSTS "policies: [\"%s\"]\n", pol);
+	f = fopen(path, "w");
+	ck_assert_ptr_nonnull(f);
+	fputs(text, f);
+	fclose(f);
+	chmod(path, 0666);
+	ck_assert_ptr_null(config_load(path, &err));
+	snprintf(want, sizeof(want), "%s:0: writable by every user (mode 0666); "
+	    "chmod o-w it\n%s:3: policies[0]: %s is writable by every user "
+	    "(mode 0666); chmod o-w it\n", path, path, pol);
+	ck_assert_str_eq(buf_cstr(&err), want);
+	buf_free(&err);
+	unlink(path);
+	unlink(pol);
+}
+END_TEST
+
 START_TEST(nul_byte_in_file)
 {
 	static const char text[] = HOSTS "helo_name: a\0b\n";
@@ -994,6 +1029,7 @@ config_suite(void)
 	    (int)(sizeof(bad_cases) / sizeof(bad_cases[0])));
 	tcase_add_test(tc, missing_file);
 	tcase_add_test(tc, directory);
+	tcase_add_test(tc, world_writable);
 	tcase_add_test(tc, nul_byte_in_file);
 	tcase_add_test(tc, file_too_large);
 	tcase_add_test(tc, error_cap);
