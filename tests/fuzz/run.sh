@@ -35,6 +35,7 @@ max_len() {
 	mime)		echo 16384 ;;
 	config)		echo 8192 ;;
 	message)	echo 8192 ;;
+	session)	echo 8192 ;;	# a whole client conversation
 	*)		echo 4096 ;;
 	esac
 }
