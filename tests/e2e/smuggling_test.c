@@ -188,6 +188,41 @@ START_TEST(test_content_before_354)
 }
 END_TEST
 
+/*
+ * XCLIENT and XFORWARD from a client are never honoured nor passed on: a
+ * sender must not be able to tell the next hop it is someone else.
+ */
+START_TEST(test_no_xclient_xforward)
+{
+	struct sink *s = sink_start(NULL, (char *)NULL);
+	struct proxy *px = proxy_start(h_yaml(&s->port, 1, ""));
+	struct cli_reply *rep;
+	struct cli *c;
+	size_t n, i, len;
+	char **wires;
+
+	c = cli_open(px->port);
+	cli_cmd(c, 502, "5.5.1", "XCLIENT ADDR=192.0.2.66 NAME=trusted.example");
+	cli_cmd(c, 502, "5.5.1", "XFORWARD ADDR=192.0.2.66");
+	rep = cli_mail(c, "a@x", NULL, "b@y", h_msg("after xclient"),
+	    strlen(h_msg("after xclient")));
+	H_CHECK(rep->code == 250, "%d %s", rep->code, rep->text);
+	cli_quit(c);
+	sink_wait_idle(s);
+	H_CHECK(strstr(sink_env(s, 0), "client 127.0.0.1:") != NULL,
+	    "the next hop saw another client: %s", sink_env(s, 0));
+	wires = sink_wires(s, &n);
+	for (i = 0; i < n; i++) {
+		char *w = sink_read(s, wires[i], &len);
+
+		H_CHECK(w == NULL || (h_memmem(w, len, "XCLIENT") == NULL &&
+		    h_memmem(w, len, "XFORWARD") == NULL && h_memmem(w, len,
+		    "192.0.2.66") == NULL), "XCLIENT/XFORWARD reached the next "
+		    "hop (%s)", wires[i]);
+	}
+}
+END_TEST
+
 /* A NUL, bare CR or bare LF inside an otherwise normal message. */
 START_TEST(test_bad_bytes_rejected)
 {
@@ -226,6 +261,7 @@ main(void)
 	tcase_add_loop_test(tc, test_smuggling, 0, (int)NVARIANTS);
 	tcase_add_test(tc, test_content_before_354);
 	tcase_add_test(tc, test_bad_bytes_rejected);
+	tcase_add_test(tc, test_no_xclient_xforward);
 	suite_add_tcase(s, tc);
 	return h_run(s);
 }
