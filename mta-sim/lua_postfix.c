@@ -15,17 +15,13 @@
  * `postfix -c ETC check`, which creates the queue directories; any
  * warning it prints is an error here, because a warning such as "unused
  * parameter" is a typo in a fragment that the docs publish. Then master
- * runs in the foreground as the runner's child:
+ * runs in the foreground under a guard shell, the runner's child:
  *
- *   setsid -w setpriv --pdeathsig KILL DAEMON_DIR/master -c ETC -s
+ *   setpriv --pdeathsig TERM /bin/sh -c GUARD postfix-guard MASTER ETC
  *
- * master insists on leading its own session, and proc.c makes every
- * child a process group leader, which cannot call setsid(); setsid(1)
- * forks for it and waits. setpriv gives master the parent-death signal
- * that proc.c gives its direct children, so a runner killed with SIGKILL
- * leaves no Postfix behind either. `postfix start` (master -w) would put
- * master in the background, where the runner could neither see it exit
- * nor take it down with it.
+ * (see lua_postfix_guard). `postfix start` (master -w) would put master
+ * in the background, where the runner could neither see it exit nor take
+ * it down with it.
  *
  * The instance logs to /dev/stdout (maillog_file, through postlogd),
  * which is the pipe proc.c reads: readiness is master's "daemon started"
@@ -105,10 +101,8 @@ struct lua_postfix {
 	unsigned long		 gen;
 	enum lua_postfix_state	 state;
 	int			 teardown;
-	struct proc		*master;	/* the setsid wrapper */
+	struct proc		*master;	/* the guard shell around master */
 	long			 master_pid;	/* from its "daemon started" line */
-	int			 exited;	/* since the last start */
-	int			 status;
 	struct lua_postfix_cmd	 cmd;
 	char			 error[4096];	/* why it did not start */
 	char			 name[48];
@@ -169,7 +163,7 @@ lua_postfix_check(lua_State *L, int idx)
 	return p;
 }
 
-/* ---- finding Postfix ------------------------------------------------------ */
+/* ---- finding Postfix ----------------------------------------------------- */
 
 /* A program on $PATH (or the usual places), into dst. */
 static int
@@ -291,7 +285,7 @@ lua_postfix_version(lua_State *L)
 	return 1;
 }
 
-/* ---- log lines -------------------------------------------------------------- */
+/* ---- log lines ----------------------------------------------------------- */
 
 static void
 lua_postfix_add_line(struct lua_postfix *p, const char *line, size_t len)
@@ -340,7 +334,8 @@ lua_postfix_attach_tail(const struct lua_postfix *p)
 {
 	char title[128], *tail = lua_postfix_tail(p, LUA_POSTFIX_TAIL, 0);
 
-	lua_postfix_fmt(title, sizeof(title), "postfix %s: last log lines", p->name);
+	lua_postfix_fmt(title, sizeof(title), "postfix %s: last log lines",
+	    p->name);
 	runner_attach(title, tail);
 	free(tail);
 }
@@ -358,27 +353,26 @@ lua_postfix_strstatus(int status, char *dst, size_t dstsz)
 
 static void	lua_postfix_track(struct lua_postfix *, const char *);
 
-/* A line from master's stdout (the maillog) or the wrappers' stderr. */
+/* A line from master's stdout (the maillog) or the guard's stderr. */
 static void
 lua_postfix_master_line(void *arg, enum proc_stream which, const char *line,
     size_t len)
 {
 	struct lua_postfix *p = arg;
 	const char *m;
-	char *copy;
+	char *l;
 
 	lua_postfix_add_line(p, line, len);
-	if (p->nlines > 0)
-		lua_postfix_track(p, p->lines[p->nlines - 1]);
-	if (p->state == POSTFIX_STARTING && p->nlines > 0) {
-		copy = p->lines[p->nlines - 1];
-		/* "... postfix/master[1234]: daemon started -- version ..." */
-		if ((m = strstr(copy, "/master[")) != NULL &&
-		    strstr(m, "]: daemon started") != NULL) {
-			p->master_pid = strtol(m + 8, NULL, 10);
-			p->state = POSTFIX_RUNNING;
-		}
+	if ((l = strndup(line, len)) == NULL)
+		return;
+	lua_postfix_track(p, l);
+	/* "... postfix/master[1234]: daemon started -- version ..." */
+	if (p->state == POSTFIX_STARTING && (m = strstr(l, "/master[")) != NULL &&
+	    strstr(m, "]: daemon started") != NULL) {
+		p->master_pid = strtol(m + 8, NULL, 10);
+		p->state = POSTFIX_RUNNING;
 	}
+	free(l);
 	runner_poke();
 }
 
@@ -390,8 +384,6 @@ lua_postfix_master_exit(void *arg, int status)
 
 	p->master = NULL;
 	p->master_pid = 0;
-	p->exited = 1;
-	p->status = status;
 	lua_postfix_strstatus(status, how, sizeof(how));
 	if (p->state == POSTFIX_STARTING) {
 		lua_postfix_fmt(p->error, sizeof(p->error), "master exited before "
@@ -408,7 +400,7 @@ lua_postfix_master_exit(void *arg, int status)
 	runner_poke();
 }
 
-/* ---- helper commands --------------------------------------------------------- */
+/* ---- helper commands ----------------------------------------------------- */
 
 static void
 lua_postfix_cmd_line(void *arg, enum proc_stream which, const char *line,
@@ -425,6 +417,28 @@ lua_postfix_cmd_line(void *arg, enum proc_stream which, const char *line,
 
 static void lua_postfix_spawn_master(struct lua_postfix *);
 
+/* The lines of in, each once (postfix check repeats its warnings). */
+static void
+lua_postfix_unique_lines(struct buf *out, struct buf *in)
+{
+	const char *l, *e, *end;
+	size_t len;
+
+	if (in->len == 0)
+		return;
+	end = in->data + in->len;
+	for (l = in->data; l < end; l = e + 1) {
+		if ((e = memchr(l, '\n', (size_t)(end - l))) == NULL)
+			e = end;
+		len = (size_t)(e - l) + (e < end);	/* with its newline */
+		if (len > 1 && (out->len == 0 ||
+		    memmem(out->data, out->len, l, len) == NULL))
+			buf_append(out, l, len);
+		if (e == end)
+			break;
+	}
+}
+
 static void
 lua_postfix_cmd_exit(void *arg, int status)
 {
@@ -434,16 +448,23 @@ lua_postfix_cmd_exit(void *arg, int status)
 	p->cmd.proc = NULL;
 	p->cmd.done = 1;
 	p->cmd.status = status;
-	if (p->state == POSTFIX_CHECKING) {
+	if (p->state == POSTFIX_CHECKING && p->teardown) {
+		/* The scenario ended while postfix check ran: start nothing. */
+		p->state = POSTFIX_STOPPED;
+	} else if (p->state == POSTFIX_CHECKING) {
 		/* postfix check: errors and warnings both stop the start. */
 		if (!(WIFEXITED(status) && WEXITSTATUS(status) == 0) ||
 		    p->cmd.err.len > 0 || p->cmd.out.len > 0) {
+			struct buf said = BUF_INIT;
+
 			lua_postfix_strstatus(status, how, sizeof(how));
+			lua_postfix_unique_lines(&said, &p->cmd.out);
+			lua_postfix_unique_lines(&said, &p->cmd.err);
 			lua_postfix_fmt(p->error, sizeof(p->error), "`postfix -c %s "
-			    "check` (%s) said:\n%s%s", p->etc, how,
-			    p->cmd.out.len ? buf_cstr(&p->cmd.out) : "",
-			    p->cmd.err.len ? buf_cstr(&p->cmd.err) :
-			    "(nothing: its fatal errors go to syslog only)");
+			    "check` (%s) said:\n%s", p->etc, how, said.len ?
+			    buf_cstr(&said) : "(nothing: its fatal errors go to "
+			    "syslog only)\n");
+			buf_free(&said);
 			p->state = POSTFIX_FAILED;
 		} else
 			lua_postfix_spawn_master(p);
@@ -466,7 +487,7 @@ lua_postfix_cmd_start(struct lua_postfix *p, char *const argv[],
 	return p->cmd.proc == NULL ? -1 : 0;
 }
 
-/* ---- configuration -------------------------------------------------------------- */
+/* ---- configuration ------------------------------------------------------- */
 
 static int
 lua_postfix_mkdir(const char *path, mode_t mode)
@@ -585,7 +606,7 @@ lua_postfix_keep_cfg(lua_State *L, int obj, int opts)
 	lua_pop(L, 2);
 }
 
-/* The scenario-independent part of main.cf: a private, loopback-only instance. */
+/* The scenario-independent main.cf: a private, loopback-only instance. */
 static void
 lua_postfix_base_main(struct lua_postfix *p, struct buf *b, const char *host)
 {
@@ -613,8 +634,6 @@ lua_postfix_base_main(struct lua_postfix *p, struct buf *b, const char *host)
 	    "# no DNS: every next hop is a [literal], and names are not looked up\n"
 	    "smtp_dns_support_level = disabled\n"
 	    "smtpd_peername_lookup = no\n"
-	    "smtp_tls_security_level = none\n"
-	    "smtpd_tls_security_level = none\n"
 	    "# quick retries: scenarios flush the queue when they want a retry now\n"
 	    "queue_run_delay = 1s\n"
 	    "minimal_backoff_time = 1s\n"
@@ -716,26 +735,47 @@ lua_postfix_write_config(lua_State *L, struct lua_postfix *p, int obj)
 	lua_settop(L, obj);
 }
 
-/* ---- starting and stopping --------------------------------------------------- */
+/* ---- starting and stopping ----------------------------------------------- */
+
+/*
+ * The runner's child is a small shell that starts master and stands
+ * guard: a TERM (ours, or the parent-death signal setpriv arms for the
+ * day the runner dies) becomes a TERM to master, which then takes its
+ * process group down, and the shell exits with master's status. master
+ * cannot keep a parent-death signal itself: the kernel clears it when
+ * master changes its effective uid to open master.lock.
+ *
+ * setsid(1): master must lead a session. The shell's background child
+ * is not a process group leader, so setsid(1) calls setsid() and execs
+ * master in place, and $! is master's pid.
+ */
+static const char lua_postfix_guard[] =
+	"setsid \"$1\" -c \"$2\" -s &\n"
+	"m=$!\n"
+	"trap 'kill -TERM \"$m\" 2>/dev/null' TERM INT HUP\n"
+	"while :; do\n"
+	"\twait \"$m\"; s=$?\n"
+	"\tkill -0 \"$m\" 2>/dev/null || exit \"$s\"\n"
+	"done\n";
 
 static void
 lua_postfix_spawn_master(struct lua_postfix *p)
 {
 	char master[PATH_MAX + 16], err[256];
-	char *argv[10];
+	char *argv[11];
 
-	lua_postfix_fmt(master, sizeof(master), "%s/master", lua_postfix_env.daemon_dir);
-	argv[0] = lua_postfix_env.setsid;
-	argv[1] = (char *)"-w";
-	argv[2] = lua_postfix_env.setpriv;
-	argv[3] = (char *)"--pdeathsig";
-	argv[4] = (char *)"KILL";
-	argv[5] = master;
-	argv[6] = (char *)"-c";
-	argv[7] = p->etc;
-	argv[8] = (char *)"-s";
+	lua_postfix_fmt(master, sizeof(master), "%s/master",
+	    lua_postfix_env.daemon_dir);
+	argv[0] = lua_postfix_env.setpriv;
+	argv[1] = (char *)"--pdeathsig";
+	argv[2] = (char *)"TERM";
+	argv[3] = (char *)"/bin/sh";
+	argv[4] = (char *)"-c";
+	argv[5] = (char *)lua_postfix_guard;
+	argv[6] = (char *)"postfix-guard";
+	argv[7] = master;
+	argv[8] = p->etc;
 	argv[9] = NULL;
-	p->exited = 0;
 	p->master_pid = 0;
 	p->state = POSTFIX_STARTING;
 	p->master = proc_start(runner_base(), argv, lua_postfix_master_line,
@@ -855,7 +895,7 @@ lua_postfix_ids_free(struct lua_postfix_ids *v)
 	memset(v, 0, sizeof(*v));
 }
 
-/* "... postfix/qmgr[12]: 0A1B2C3D: from=<a@b>, size=1, nrcpt=1 (queue active)" */
+/* "postfix/qmgr[12]: 0A1B2C3D: from=<a@b>, size=1, nrcpt=1 (queue active)" */
 static void
 lua_postfix_track(struct lua_postfix *p, const char *line)
 {
@@ -1073,13 +1113,9 @@ lua_postfix_cleanup(void *arg)
 	if (p->cmd.proc != NULL)
 		proc_signal(p->cmd.proc, SIGTERM);
 	if (p->master != NULL) {
+		/* The guard passes it on to master: what `postfix stop` does. */
 		p->state = POSTFIX_STOPPING;
-		/* What `postfix stop` does; without master's pid, the wrapper
-		 * (master then gets its parent-death SIGKILL). */
-		if (p->master_pid > 0)
-			kill((pid_t)p->master_pid, SIGTERM);
-		else
-			proc_signal(p->master, SIGTERM);
+		proc_signal(p->master, SIGTERM);
 	}
 	if (runner_failed() && p->nlines > 0)
 		lua_postfix_attach_tail(p);
@@ -1092,11 +1128,9 @@ lua_postfix_gc(lua_State *L)
 	size_t i;
 
 	if (p->master != NULL) {
-		/* Not torn down (the runner is exiting). */
+		/* Not torn down (the runner is exiting): the guard stops master. */
 		proc_detach(p->master);
-		if (p->master_pid > 0)
-			kill((pid_t)p->master_pid, SIGKILL);
-		proc_signal(p->master, SIGKILL);
+		proc_signal(p->master, SIGTERM);
 		p->master = NULL;
 	}
 	if (p->cmd.proc != NULL) {
@@ -1318,7 +1352,7 @@ lua_postfix_new(lua_State *L)
 	return lua_postfix_wait(L, p, UNTIL_RUNNING, secs, 0);
 }
 
-/* ---- methods ----------------------------------------------------------------------- */
+/* ---- methods ------------------------------------------------------------- */
 
 /*
  * pf:start([{ main=, master=, maps= } [, seconds]]): (re)write the
@@ -1357,9 +1391,7 @@ lua_postfix_stop(lua_State *L)
 		return luaL_error(L, "postfix %s is %s", p->name,
 		    lua_postfix_states[p->state]);
 	p->state = POSTFIX_STOPPING;
-	if (p->master_pid > 0)
-		kill((pid_t)p->master_pid, SIGTERM);
-	else if (p->master != NULL)
+	if (p->master != NULL)
 		proc_signal(p->master, SIGTERM);
 	lua_settop(L, 1);
 	return lua_postfix_wait(L, p, UNTIL_EXITED, secs, 0);
@@ -1394,7 +1426,7 @@ lua_postfix_postqueue(lua_State *L, const char *arg, int json, double secs)
 	return lua_postfix_wait(L, p, UNTIL_CMD, secs, json);
 }
 
-/* pf:flush([seconds]): postqueue -f, deliver what waits now. true, or nil and why. */
+/* pf:flush([seconds]): postqueue -f (deliver now); true, or nil and why. */
 static int
 lua_postfix_flush(lua_State *L)
 {

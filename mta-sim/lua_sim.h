@@ -11,6 +11,8 @@
  *   lua_result.c t:send{}    one SMTP session and its replies
  *   lua_json.c  sim.json_decode
  *   lua_pki.c   t:pki{}      a test PKI made by certs-gen
+ *   lua_dns.c   t:dns{}      an authoritative DNS server (dns_server.h)
+ *   lua_haproxy.c t:haproxy{} a HAProxy child process (TCP load balancer)
  */
 #ifndef MTA_SIM_LUA_SIM_H
 #define MTA_SIM_LUA_SIM_H
@@ -89,5 +91,7 @@ int	lua_result_send(lua_State *);		/* t:send{} */
 int	lua_result_send_all(lua_State *);	/* t:send_all{{}, ...} */
 int	lua_json_decode(lua_State *);		/* sim.json_decode(s) */
 int	lua_pki_new(lua_State *);		/* t:pki{}, lua_pki.c */
+int	lua_dns_new(lua_State *);		/* t:dns{}, lua_dns.c */
+int	lua_haproxy_new(lua_State *);		/* t:haproxy{}, lua_haproxy.c */
 
 #endif

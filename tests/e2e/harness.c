@@ -44,6 +44,7 @@ struct proc {
 	int		 exited;
 	int		 status;
 	int		 stopping;	/* teardown sent the signal */
+	int		 killed;	/* the test killed it on purpose */
 };
 
 struct cli {
@@ -545,7 +546,7 @@ h_stop_problem(struct proc *p, int timely)
 		if (strstr(err, marks[i]) != NULL)
 			return h_strf("%s reported \"%s\"", p->name, marks[i]);
 	/* Only the proxy promises a clean exit on SIGTERM. */
-	if (strcmp(p->name, "mailprevent") != 0)
+	if (strcmp(p->name, "mailprevent") != 0 || p->killed)
 		return NULL;
 	if (!timely)
 		return h_strf("%s did not exit within 5 s of SIGTERM with no "
@@ -975,6 +976,16 @@ proc_signal(struct proc *p, int sig)
 		H_DIE("cannot signal %s: it has exited", p->name);
 	if (kill(p->pid, sig) == -1)
 		H_DIE("kill %s: %s", p->name, strerror(errno));
+}
+
+int
+proc_kill9(struct proc *p)
+{
+	int st;
+
+	p->killed = 1;
+	proc_signal(p, SIGKILL);
+	return proc_wait_exit(p, H_DEADLINE_MS, &st);
 }
 
 int

@@ -126,6 +126,8 @@ const char *proc_output(struct proc *, enum h_stream, size_t *len);
 void	 proc_signal(struct proc *, int sig);
 /* 1 if it exited within ms (status in *status), 0 if still running. */
 int	 proc_wait_exit(struct proc *, int ms, int *status);
+/* SIGKILL on purpose and reap it: teardown will not call it a crash. */
+int	 proc_kill9(struct proc *);
 int	 proc_running(struct proc *);
 pid_t	 proc_pid(struct proc *);
 

@@ -1,0 +1,13 @@
+-- Real Postfix as the Prevent-integrated MTA, listener architecture: the
+-- chapter 5 functional tests, failover and what gets past it, with the
+-- fragments of scenarios/lib/postfix.lua (docs/integration/postfix.md).
+--
+--   bin/mta-sim run scenarios/postfix/listener.lua      (as root; make postfix-scenarios)
+
+local P = assert(load(assert(sim.read("scenarios/lib/postfix.lua")),
+  "@scenarios/lib/postfix.lua", "t", _ENV))()
+
+P.functional("listener")
+P.failover("listener")
+P.security("listener")
+P.two_proxies("listener")
