@@ -12,7 +12,11 @@
  * empty (nothing in it could be lost); the event log is kept.
  *
  * Every event the MTA reports is kept as a table in the object's event
- * list: { type, msg, route, code, text, rcpts, attempt, message, time }.
+ * list: { type, msg, route, to, code, text, rcpts, attempt, message, time }.
+ *
+ * With proxy_mx the MTA finds its proxies by MX for every attempt (an
+ * MX-based cluster, with bypass hosts at a lower priority); the proxies
+ * given to use_proxies then only say what it recognises inspected mail by.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -107,6 +111,10 @@ lua_mta_fire_protected(lua_State *L)
 	lua_setfield(L, -2, "rcpts");
 	lua_pushinteger(L, ev->attempt);
 	lua_setfield(L, -2, "attempt");
+	if (ev->to != NULL) {
+		lua_pushstring(L, ev->to);
+		lua_setfield(L, -2, "to");
+	}
 	lua_pushnumber(L, runner_now());
 	lua_setfield(L, -2, "time");
 	lua_pushstring(L, f->m->name);
@@ -426,6 +434,16 @@ lua_mta_make(lua_State *L, struct lua_mta *m, int obj)
 	o.max_rcpts = (size_t)lua_sim_opt_number(L, opts, "max_rcpts", 0, 1,
 	    1e6, "t:mta");
 	lua_mta_tls(L, opts, &o);
+	o.proxy_mx = lua_sim_opt_string(L, opts, "proxy_mx", NULL, "t:mta");
+	o.proxy_port = (unsigned)lua_sim_opt_number(L, opts, "proxy_port", 0, 1,
+	    65535, "t:mta");
+	o.dns = lua_mta_addr_opt(L, opts, "dns");
+	o.dns_timeout_ms = (unsigned)(1000 * lua_sim_opt_number(L, opts,
+	    "dns_timeout", 0, 0.001, 60, "t:mta"));
+	o.dns_tries = (unsigned)lua_sim_opt_number(L, opts, "dns_tries", 0, 1,
+	    10, "t:mta");
+	if (o.proxy_mx == NULL && (o.dns != NULL || o.proxy_port != 0))
+		luaL_error(L, "t:mta: dns and proxy_port go with proxy_mx");
 
 	if ((m->mta = sim_mta_new(runner_base(), &o, err, sizeof(err))) == NULL)
 		luaL_error(L, "t:mta %s: %s", m->name, err);
@@ -488,7 +506,8 @@ lua_mta_set_fields(lua_State *L, struct lua_mta *m, int obj)
  *        proxy_ips=, proxy_helos=, pass_header=, retry=, max_retry=,
  *        max_attempts=, max_queue_age=, timeout=, connect_timeout=,
  *        max_queue=, max_size=, max_rcpts=,
- *        tls={ cert=, key=, required=, outbound=, trust= } }
+ *        tls={ cert=, key=, required=, outbound=, trust= },
+ *        proxy_mx=, proxy_port=, dns=, dns_timeout=, dns_tries= }
  */
 int
 lua_mta_new(lua_State *L)
@@ -499,7 +518,7 @@ lua_mta_new(lua_State *L)
 	    "mailbox", "proxies", "proxy_ips", "proxy_helos", "pass_header",
 	    "retry", "max_retry", "max_attempts", "max_queue_age", "timeout",
 	    "connect_timeout", "max_queue", "max_size", "max_rcpts", "tls",
-	    NULL };
+	    "proxy_mx", "proxy_port", "dns", "dns_timeout", "dns_tries", NULL };
 	static unsigned long counted_gen;
 	static unsigned count;
 	struct lua_mta *m;

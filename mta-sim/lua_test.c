@@ -533,6 +533,8 @@ static const luaL_Reg lua_test_methods[] = {
 	{ "send",	lua_result_send },
 	{ "send_all",	lua_result_send_all },
 	{ "pki",	lua_pki_new },		/* lua_pki.c */
+	{ "dns",	lua_dns_new },		/* lua_dns.c */
+	{ "haproxy",	lua_haproxy_new },	/* lua_haproxy.c */
 	{ NULL,		NULL }
 };
 

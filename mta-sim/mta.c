@@ -26,8 +26,22 @@
  * verifying each hop's chain against a trust file and the hop's IP address
  * against its certificate (or encrypting without verifying). A proxy whose
  * TLS fails counts as one that did not answer, so the next one is tried.
+ *
+ * The proxies are a fixed list, or an MX-based cluster (the guide's
+ * chapter 4): the MX records of one name, looked up with c-ares on the
+ * loop for every attempt. Hosts are tried by ascending preference, equal
+ * preferences in a random order (so load spreads), each host's A records
+ * in turn; a lower-priority host is the bypass cluster, reached only when
+ * every proxy before it failed to answer. A temporary DNS failure defers
+ * the message: it never sends mail to a bypass host uninspected. A lookup
+ * is matched back to its message by queue id and attempt, never by a
+ * pointer that may be gone.
  */
 #include <sys/queue.h>
+#include <sys/socket.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,6 +49,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include <ares.h>
 #include <event2/event.h>
 
 #include <openssl/ssl.h>
@@ -56,6 +71,15 @@
 #define MTA_RCPTS_DEFAULT	100
 #define MTA_NDR_HEADERS_MAX	(64 * 1024)	/* original headers quoted in an NDR */
 #define MTA_DIAG_MAX		800		/* reply text quoted in an NDR line */
+#define MTA_PROXY_PORT_DEFAULT	10025		/* the proxy's listener (ServerSocketPort) */
+#define MTA_DNS_TIMEOUT_DEFAULT	1000		/* ms per try */
+#define MTA_DNS_TRIES_DEFAULT	2
+#define MTA_MX_HOSTS_MAX	32		/* MX hosts used from one answer */
+#define MTA_MX_ADDRS_MAX	8		/* A records used per host */
+#define MTA_DNS_NAME_MAX	253
+#define MTA_DNS_C_IN		1
+#define MTA_DNS_T_A		1
+#define MTA_DNS_T_MX		15
 
 enum mta_rcpt_state {
 	MTA_R_PENDING,		/* waiting for the next attempt */
@@ -93,7 +117,9 @@ struct mta_entry {
 	char			 date[64];	/* arrival, for the NDR */
 	unsigned		 attempts;
 	struct event		*timer;
-	size_t			 njobs;		/* deliveries in flight */
+	size_t			 njobs;		/* deliveries (and a lookup) in flight */
+	char		       **hops;		/* this attempt's proxies, "ip:port" */
+	size_t			 nhops;
 	char			 sid[48];
 };
 
@@ -108,10 +134,47 @@ struct mta_job {
 	const char		*route;		/* for events; lives as long as the MTA */
 	size_t			*idx;		/* recipient indexes */
 	size_t			 n;
-	int			 proxy;		/* index in the proxy list, -1: not a proxy */
+	int			 proxy;		/* index in e->hops, -1: not a proxy */
 };
 
 TAILQ_HEAD(mta_jobs, mta_job);
+
+/* A socket c-ares wants watched. */
+struct mta_dns_sock {
+	TAILQ_ENTRY(mta_dns_sock) entry;
+	ares_socket_t		 fd;
+	struct event		*ev;
+};
+
+enum mta_lookup_state {
+	MTA_L_MX,		/* asking for the MX records */
+	MTA_L_ADDRS,		/* asking for each host's A records */
+	MTA_L_DONE		/* every answer is in; delivered from the loop */
+};
+
+struct mta_lookup;
+
+struct mta_mxhost {
+	struct mta_lookup	*l;
+	char			*name;
+	unsigned		 pref;
+	char			 addrs[MTA_MX_ADDRS_MAX][INET_ADDRSTRLEN];
+	size_t			 naddrs;
+};
+
+/* One attempt's MX lookup for one message. */
+struct mta_lookup {
+	TAILQ_ENTRY(mta_lookup)	 entry;
+	struct sim_mta		*mta;
+	unsigned long		 id;		/* the message, found again by id */
+	unsigned		 attempt;	/* and its attempt */
+	enum mta_lookup_state	 state;
+	int			 pending;	/* answers c-ares still owes us */
+	struct mta_mxhost	*hosts;
+	size_t			 nhosts;
+	char			 why[320];	/* a temporary DNS failure, or "" */
+	struct event		*done;
+};
 
 struct mta_route {
 	char			*header;
@@ -154,6 +217,16 @@ struct sim_mta {
 	enum sim_tls_use	 tls_outbound;
 	SSL_CTX			*tls_ctx;	/* for deliveries; NULL without TLS */
 
+	/* Proxies by MX: NULL proxy_mx means the `proxies` list. */
+	char			*proxy_mx;
+	unsigned		 proxy_port;
+	ares_channel		 channel;
+	int			 channel_ok;
+	int			 dying;		/* sim_mta_free: ignore c-ares callbacks */
+	struct event		*dns_timer;
+	TAILQ_HEAD(, mta_dns_sock) dns_socks;
+	TAILQ_HEAD(, mta_lookup) lookups;
+
 	struct sim_sink		*main;
 	struct sim_sink		*resubmit;
 	struct mta_entries	 queue;
@@ -166,6 +239,8 @@ struct sim_mta {
 
 static void	mta_attempt(struct mta_entry *);
 static void	mta_try_proxy(struct mta_entry *, size_t, const char *why);
+static void	mta_dns_timer_cb(evutil_socket_t, short, void *);
+static void	mta_dns_sock_cb(void *, ares_socket_t, int, int);
 
 static const char *
 mta_strstate(enum mta_qstate st)
@@ -311,6 +386,83 @@ mta_configure_tls(struct sim_mta *mta, const struct sim_mta_opts *o,
 	return 0;
 }
 
+/*
+ * Proxies by MX: a name to look up, and a resolver on the loop for it
+ * (the given server, or the system's). The channel is ours alone.
+ */
+static int
+mta_configure_mx(struct sim_mta *mta, const struct sim_mta_opts *o,
+    char *err, size_t errlen)
+{
+	static int ares_ready;
+	struct ares_options ao;
+	const char *c;
+	int r;
+
+	if (o->proxy_mx == NULL) {
+		if (o->dns != NULL) {
+			snprintf(err, errlen, "dns is for proxy_mx");
+			return -1;
+		}
+		return 0;
+	}
+	if (*o->proxy_mx == '\0' || strlen(o->proxy_mx) > MTA_DNS_NAME_MAX) {
+		snprintf(err, errlen, "proxy_mx: a DNS name of 1 to %d octets",
+		    MTA_DNS_NAME_MAX);
+		return -1;
+	}
+	for (c = o->proxy_mx; *c != '\0'; c++)
+		if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
+		    (*c >= '0' && *c <= '9') || *c == '-' || *c == '.' ||
+		    *c == '_')) {
+			snprintf(err, errlen, "proxy_mx: '%s' is not a DNS name",
+			    o->proxy_mx);
+			return -1;
+		}
+	if (o->proxy_port > 65535) {
+		snprintf(err, errlen, "proxy_port: 1..65535");
+		return -1;
+	}
+	if (mta_dup(&mta->proxy_mx, o->proxy_mx) == -1) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	mta->proxy_port = o->proxy_port ? o->proxy_port : MTA_PROXY_PORT_DEFAULT;
+	if (!ares_ready) {
+		if ((r = ares_library_init(ARES_LIB_INIT_ALL)) != ARES_SUCCESS) {
+			snprintf(err, errlen, "c-ares: %s", ares_strerror(r));
+			return -1;
+		}
+		ares_ready = 1;
+	}
+	if ((mta->dns_timer = evtimer_new(mta->base, mta_dns_timer_cb,
+	    mta)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	memset(&ao, 0, sizeof(ao));
+	ao.sock_state_cb = mta_dns_sock_cb;
+	ao.sock_state_cb_data = mta;
+	ao.timeout = (int)(o->dns_timeout_ms ? o->dns_timeout_ms :
+	    MTA_DNS_TIMEOUT_DEFAULT);
+	ao.tries = (int)(o->dns_tries ? o->dns_tries : MTA_DNS_TRIES_DEFAULT);
+	ao.flags = ARES_FLAG_NOSEARCH;
+	if ((r = ares_init_options(&mta->channel, &ao, ARES_OPT_SOCK_STATE_CB |
+	    ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES | ARES_OPT_FLAGS)) !=
+	    ARES_SUCCESS) {
+		snprintf(err, errlen, "c-ares: %s", ares_strerror(r));
+		return -1;
+	}
+	mta->channel_ok = 1;
+	if (o->dns != NULL &&
+	    (r = ares_set_servers_ports_csv(mta->channel, o->dns)) !=
+	    ARES_SUCCESS) {
+		snprintf(err, errlen, "dns %s: %s", o->dns, ares_strerror(r));
+		return -1;
+	}
+	return 0;
+}
+
 static int
 mta_configure(struct sim_mta *mta, const struct sim_mta_opts *o, char *err,
     size_t errlen)
@@ -430,6 +582,8 @@ mta_configure(struct sim_mta *mta, const struct sim_mta_opts *o, char *err,
 			snprintf(err, errlen, "bad helo name");
 			return -1;
 		}
+	if (mta_configure_mx(mta, o, err, errlen) == -1)
+		return -1;
 	return mta_configure_tls(mta, o, err, errlen);
 enomem:
 	snprintf(err, errlen, "out of memory");
@@ -446,10 +600,13 @@ static const char *const mta_event_names[] = {
 	[SIM_MTA_NDR] = "ndr",
 };
 
-/* Tell the scenario about recipients idx[0..n) of e (all of them if idx is NULL). */
+/*
+ * Tell the scenario about recipients idx[0..n) of e (all of them if idx is
+ * NULL); `to` is the hop that decided it, when one did.
+ */
 static void
 mta_fire(struct mta_entry *e, enum sim_mta_event_type type, const char *route,
-    int code, const char *text, const size_t *idx, size_t n)
+    const char *to, int code, const char *text, const size_t *idx, size_t n)
 {
 	struct sim_mta *mta = e->mta;
 	struct sim_mta_event ev;
@@ -464,9 +621,9 @@ mta_fire(struct mta_entry *e, enum sim_mta_event_type type, const char *route,
 	for (i = 0; i < n; i++)
 		rcpts[i] = e->rcpts[idx != NULL ? idx[i] : i].addr;
 	log_msg(LOG_INFO, e->sid, mta_event_names[type],
-	    "route=%s code=%d rcpts=%zu attempt=%u text=%s", route ? route : "-",
-	    code, n, e->attempts, text ? log_quote(q, sizeof(q), text,
-	    strlen(text)) : "-");
+	    "route=%s to=%s code=%d rcpts=%zu attempt=%u text=%s",
+	    route ? route : "-", to ? to : "-", code, n, e->attempts,
+	    text ? log_quote(q, sizeof(q), text, strlen(text)) : "-");
 	memset(&ev, 0, sizeof(ev));
 	ev.type = type;
 	ev.msg = e->id;
@@ -477,6 +634,7 @@ mta_fire(struct mta_entry *e, enum sim_mta_event_type type, const char *route,
 	ev.rcpts = rcpts;
 	ev.nrcpts = n;
 	ev.attempt = e->attempts;
+	ev.to = to;
 	if (mta->on_event != NULL)
 		mta->on_event(mta->on_event_arg, &ev);
 	free(rcpts);
@@ -517,6 +675,7 @@ mta_entry_free(struct mta_entry *e)
 		free(e->rcpts[i].remote);
 	}
 	free(e->rcpts);
+	mta_strv_free(e->hops, e->nhops);
 	sim_msg_free(e->m);
 	free(e);
 }
@@ -684,7 +843,7 @@ mta_accept(void *arg, const struct sim_msg *m, const char **enh, char *text,
 		snprintf(text, textsz, "Out of memory");
 		return 451;
 	}
-	mta_fire(e, SIM_MTA_RECEIVED, NULL, 250, NULL, NULL, e->nrcpts);
+	mta_fire(e, SIM_MTA_RECEIVED, NULL, NULL, 250, NULL, NULL, e->nrcpts);
 	/* Deliver from the loop, after the 250 has gone out. */
 	mta_schedule(e, 0);
 	*enh = "2.0.0";
@@ -804,7 +963,7 @@ mta_defer(struct mta_entry *e, const size_t *idx, size_t n, const char *route,
 	for (i = 0; i < n; i++)
 		mta_set_result(&e->rcpts[idx[i]], MTA_R_PENDING, code, text, cmd,
 		    remote);
-	mta_fire(e, SIM_MTA_DEFERRED, route, code, text, idx, n);
+	mta_fire(e, SIM_MTA_DEFERRED, route, remote, code, text, idx, n);
 }
 
 /* Mail queued for the proxies longer than allowed goes the bypass route. */
@@ -840,8 +999,8 @@ mta_try_proxy(struct mta_entry *e, size_t i, const char *why)
 	char text[512];
 	size_t n, *idx;
 
-	if (i < mta->nproxies) {
-		mta_send_active(e, mta->proxies[i], "proxy", (int)i);
+	if (i < e->nhops) {
+		mta_send_active(e, e->hops[i], "proxy", (int)i);
 		return;
 	}
 	if (mta->bypass != NULL && !mta->block_on_failure) {
@@ -918,9 +1077,349 @@ mta_route(struct mta_entry *e)
 
 static void	mta_attempt_done(struct mta_entry *);
 
+/* This attempt's proxies: a copy, so a later set_proxies cannot move them. */
+static int
+mta_set_hops(struct mta_entry *e, char **v, size_t n)
+{
+	char **nv;
+	size_t nn;
+
+	if (mta_strv_dup(&nv, &nn, (const char *const *)v, n) == -1)
+		return -1;
+	mta_strv_free(e->hops, e->nhops);
+	e->hops = nv;
+	e->nhops = nn;
+	return 0;
+}
+
+/* ---- proxies by MX ------------------------------------------------------ */
+
+static void
+mta_dns_rearm(struct sim_mta *mta)
+{
+	struct timeval tv, *tvp;
+
+	if ((tvp = ares_timeout(mta->channel, NULL, &tv)) != NULL)
+		evtimer_add(mta->dns_timer, tvp);
+	else
+		evtimer_del(mta->dns_timer);
+}
+
+static void
+mta_dns_io(evutil_socket_t fd, short what, void *arg)
+{
+	struct sim_mta *mta = arg;
+
+	ares_process_fd(mta->channel, (what & EV_READ) ? fd : ARES_SOCKET_BAD,
+	    (what & EV_WRITE) ? fd : ARES_SOCKET_BAD);
+	mta_dns_rearm(mta);
+}
+
+static void
+mta_dns_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct sim_mta *mta = arg;
+
+	ares_process_fd(mta->channel, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
+	mta_dns_rearm(mta);
+}
+
+/* c-ares says which of its sockets to watch, and for what. */
+static void
+mta_dns_sock_cb(void *arg, ares_socket_t fd, int readable, int writable)
+{
+	struct sim_mta *mta = arg;
+	struct mta_dns_sock *s;
+
+	TAILQ_FOREACH(s, &mta->dns_socks, entry)
+		if (s->fd == fd)
+			break;
+	if (s != NULL && s->ev != NULL) {
+		event_free(s->ev);
+		s->ev = NULL;
+	}
+	if (!readable && !writable) {
+		if (s != NULL) {
+			TAILQ_REMOVE(&mta->dns_socks, s, entry);
+			free(s);
+		}
+		return;
+	}
+	if (s == NULL) {
+		if ((s = calloc(1, sizeof(*s))) == NULL) {
+			log_msg(LOG_ERR, mta->name, "dns", "error=ENOMEM");
+			return;		/* the query times out */
+		}
+		s->fd = fd;
+		TAILQ_INSERT_TAIL(&mta->dns_socks, s, entry);
+	}
+	s->ev = event_new(mta->base, fd, EV_PERSIST | (readable ? EV_READ : 0) |
+	    (writable ? EV_WRITE : 0), mta_dns_io, mta);
+	if (s->ev == NULL || event_add(s->ev, NULL) == -1)
+		log_msg(LOG_ERR, mta->name, "dns", "error=\"cannot watch a "
+		    "socket\"");
+}
+
+static void
+mta_lookup_free(struct mta_lookup *l)
+{
+	size_t i;
+
+	TAILQ_REMOVE(&l->mta->lookups, l, entry);
+	for (i = 0; i < l->nhosts; i++)
+		free(l->hosts[i].name);
+	free(l->hosts);
+	if (l->done != NULL)
+		event_free(l->done);
+	free(l);
+}
+
+static const char *const mta_lookup_states[] = {
+	[MTA_L_MX] = "mx",
+	[MTA_L_ADDRS] = "addrs",
+	[MTA_L_DONE] = "done",
+};
+
+static void
+mta_lookup_enter_state(struct mta_lookup *l, enum mta_lookup_state st)
+{
+	char sid[64];
+
+	snprintf(sid, sizeof(sid), "%.32s.q%lu", l->mta->name, l->id);
+	log_msg(LOG_DEBUG, sid, "lookup-state", "from=%s to=%s",
+	    mta_lookup_states[l->state], mta_lookup_states[st]);
+	l->state = st;
+}
+
+/* Every answer is in: carry on from the loop, never inside c-ares. */
+static void
+mta_lookup_finish(struct mta_lookup *l)
+{
+	if (l->pending > 0 || l->state == MTA_L_DONE)
+		return;
+	mta_lookup_enter_state(l, MTA_L_DONE);
+	event_active(l->done, EV_TIMEOUT, 0);
+}
+
+static void
+mta_a_cb(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
+{
+	struct mta_mxhost *h = arg;
+	struct mta_lookup *l = h->l;
+	struct ares_addrttl at[MTA_MX_ADDRS_MAX];
+	int n = MTA_MX_ADDRS_MAX, i;
+
+	l->pending--;
+	if (status == ARES_EDESTRUCTION || l->mta->dying)
+		return;		/* sim_mta_free frees l */
+	if (status == ARES_SUCCESS)
+		status = ares_parse_a_reply(abuf, alen, NULL, at, &n);
+	if (status == ARES_SUCCESS) {
+		for (i = 0; i < n && h->naddrs < MTA_MX_ADDRS_MAX; i++)
+			if (inet_ntop(AF_INET, &at[i].ipaddr, h->addrs[h->naddrs],
+			    sizeof(h->addrs[0])) != NULL)
+				h->naddrs++;
+	} else if (status != ARES_ENODATA && status != ARES_ENOTFOUND &&
+	    l->why[0] == '\0')
+		snprintf(l->why, sizeof(l->why), "4.4.3 dns: A %s: %s", h->name,
+		    ares_strerror(status));
+	mta_lookup_finish(l);
+}
+
+static int
+mta_mxhost_add(struct mta_lookup *l, const char *name, unsigned pref)
+{
+	struct mta_mxhost *h = &l->hosts[l->nhosts];
+
+	memset(h, 0, sizeof(*h));
+	if ((h->name = strdup(name)) == NULL)
+		return -1;
+	h->l = l;
+	h->pref = pref;
+	l->nhosts++;
+	return 0;
+}
+
+static void
+mta_mx_cb(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
+{
+	struct mta_lookup *l = arg;
+	struct sim_mta *mta = l->mta;
+	struct ares_mx_reply *mx = NULL, *r;
+	size_t n = 0, i;
+
+	l->pending--;
+	if (status == ARES_EDESTRUCTION || mta->dying)
+		return;
+	if (status == ARES_SUCCESS &&
+	    (status = ares_parse_mx_reply(abuf, alen, &mx)) != ARES_SUCCESS)
+		mx = NULL;
+	if (status != ARES_SUCCESS && status != ARES_ENODATA &&
+	    status != ARES_ENOTFOUND) {
+		snprintf(l->why, sizeof(l->why), "4.4.3 dns: MX %s: %s",
+		    mta->proxy_mx, ares_strerror(status));
+		mta_lookup_finish(l);
+		return;
+	}
+	for (r = mx; r != NULL; r = r->next)
+		n++;
+	if (n > MTA_MX_HOSTS_MAX)
+		n = MTA_MX_HOSTS_MAX;
+	if ((l->hosts = calloc(n + 1, sizeof(*l->hosts))) == NULL)
+		goto enomem;
+	if (mx == NULL) {
+		/* No MX records: the name stands for itself (RFC 5321 5.1). */
+		if (mta_mxhost_add(l, mta->proxy_mx, 0) == -1)
+			goto enomem;
+	}
+	for (r = mx; r != NULL && l->nhosts < n; r = r->next)
+		/* "0 ." is a null MX (RFC 7505): nobody takes mail. */
+		if (r->host[0] != '\0' && strcmp(r->host, ".") != 0 &&
+		    mta_mxhost_add(l, r->host, r->priority) == -1)
+			goto enomem;
+	ares_free_data(mx);
+	mta_lookup_enter_state(l, MTA_L_ADDRS);
+	l->pending++;		/* none of the answers below may finish it early */
+	for (i = 0; i < l->nhosts; i++) {
+		l->pending++;
+		ares_query(mta->channel, l->hosts[i].name, MTA_DNS_C_IN,
+		    MTA_DNS_T_A, mta_a_cb, &l->hosts[i]);
+	}
+	l->pending--;
+	mta_lookup_finish(l);
+	return;
+enomem:
+	ares_free_data(mx);
+	snprintf(l->why, sizeof(l->why), "4.3.0 out of memory");
+	mta_lookup_finish(l);
+}
+
+/*
+ * The hops, best first: by preference, hosts of equal preference in a
+ * random order (shuffled, then sorted by a stable sort), each host's
+ * addresses in the order the server gave them.
+ */
+static int
+mta_mx_hops(struct sim_mta *mta, struct mta_lookup *l, char ***hops,
+    size_t *nhops)
+{
+	struct mta_mxhost tmp;
+	char **v;
+	size_t i, j, n = 0, k;
+
+	for (i = l->nhosts; i > 1; i--) {
+		j = arc4random_uniform((uint32_t)i);
+		tmp = l->hosts[i - 1];
+		l->hosts[i - 1] = l->hosts[j];
+		l->hosts[j] = tmp;
+	}
+	for (i = 1; i < l->nhosts; i++)
+		for (j = i; j > 0 && l->hosts[j - 1].pref > l->hosts[j].pref;
+		    j--) {
+			tmp = l->hosts[j - 1];
+			l->hosts[j - 1] = l->hosts[j];
+			l->hosts[j] = tmp;
+		}
+	for (i = 0; i < l->nhosts; i++)
+		n += l->hosts[i].naddrs;
+	*hops = NULL;
+	*nhops = 0;
+	if (n == 0)
+		return 0;
+	if ((v = calloc(n, sizeof(*v))) == NULL)
+		return -1;
+	for (i = 0, k = 0; i < l->nhosts; i++)
+		for (j = 0; j < l->hosts[i].naddrs; j++) {
+			if (asprintf(&v[k], "%s:%u", l->hosts[i].addrs[j],
+			    mta->proxy_port) == -1) {
+				mta_strv_free(v, k);
+				return -1;
+			}
+			k++;
+		}
+	*hops = v;
+	*nhops = n;
+	return 0;
+}
+
+static void
+mta_lookup_done(evutil_socket_t fd, short what, void *arg)
+{
+	struct mta_lookup *l = arg;
+	struct sim_mta *mta = l->mta;
+	struct mta_entry *e;
+	struct buf order = BUF_INIT;
+	char **hops;
+	size_t nhops, i, n, *idx;
+	const char *why = l->why;
+
+	TAILQ_FOREACH(e, &mta->queue, entry)
+		if (e->id == l->id)
+			break;
+	if (e == NULL || e->attempts != l->attempt ||
+	    e->state != MTA_Q_ACTIVE) {
+		mta_lookup_free(l);	/* the message has moved on */
+		return;
+	}
+	e->njobs--;
+	if (*why == '\0' && mta_mx_hops(mta, l, &hops, &nhops) == -1)
+		why = "4.3.0 out of memory";
+	if (*why != '\0') {
+		/* Never the bypass for a DNS fault: the message waits. */
+		log_msg(LOG_INFO, e->sid, "mx", "name=%s error=\"%s\"",
+		    mta->proxy_mx, why);
+		if ((idx = mta_pick(e, MTA_R_ACTIVE, &n)) != NULL)
+			mta_defer(e, idx, n, "proxy", 0, why, "connect", NULL);
+		free(idx);
+	} else {
+		for (i = 0; i < nhops; i++)
+			buf_appendf(&order, "%s%s", i ? "," : "", hops[i]);
+		log_msg(LOG_INFO, e->sid, "mx", "name=%s hosts=%zu hops=%s",
+		    mta->proxy_mx, l->nhosts, order.len ? buf_cstr(&order) : "-");
+		buf_free(&order);
+		mta_strv_free(e->hops, e->nhops);
+		e->hops = hops;
+		e->nhops = nhops;
+		mta_try_proxy(e, 0, nhops == 0 ? "no MX host has an address" :
+		    NULL);
+	}
+	mta_lookup_free(l);
+	if (e->njobs == 0)
+		mta_attempt_done(e);
+}
+
+/* Look the proxies up for this attempt; the answer comes from the loop. */
+static int
+mta_resolve(struct mta_entry *e)
+{
+	struct sim_mta *mta = e->mta;
+	struct mta_lookup *l;
+
+	if ((l = calloc(1, sizeof(*l))) == NULL)
+		return -1;
+	if ((l->done = evtimer_new(mta->base, mta_lookup_done, l)) == NULL) {
+		free(l);
+		return -1;
+	}
+	l->mta = mta;
+	l->id = e->id;
+	l->attempt = e->attempts;
+	l->state = MTA_L_MX;
+	TAILQ_INSERT_TAIL(&mta->lookups, l, entry);
+	e->njobs++;		/* the lookup holds the attempt open */
+	l->pending = 2;		/* the query, and this call */
+	ares_query(mta->channel, mta->proxy_mx, MTA_DNS_C_IN, MTA_DNS_T_MX,
+	    mta_mx_cb, l);
+	l->pending--;
+	mta_lookup_finish(l);
+	mta_dns_rearm(mta);
+	return 0;
+}
+
 static void
 mta_attempt(struct mta_entry *e)
 {
+	struct sim_mta *mta = e->mta;
 	size_t i;
 
 	mta_enter_state(e, MTA_Q_ACTIVE);
@@ -933,9 +1432,12 @@ mta_attempt(struct mta_entry *e)
 	else if (mta_aged(e)) {
 		log_msg(LOG_INFO, e->sid, "bypass", "why=queue-age age_ms=%.0f",
 		    (sim_clock() - e->arrived) * 1000.0);
-		mta_send_active(e, e->mta->bypass, "bypass", -1);
-	} else
-		mta_try_proxy(e, 0, e->mta->nproxies == 0 ? "none configured" :
+		mta_send_active(e, mta->bypass, "bypass", -1);
+	} else if (mta->proxy_mx != NULL) {
+		/* On failure nothing starts: deferred below, never bypassed. */
+		(void)mta_resolve(e);
+	} else if (mta_set_hops(e, mta->proxies, mta->nproxies) == 0)
+		mta_try_proxy(e, 0, mta->nproxies == 0 ? "none configured" :
 		    NULL);
 	/* Sessions that could not start left their recipients active. */
 	if (e->njobs == 0) {
@@ -1018,10 +1520,10 @@ mta_job_result(struct mta_job *j, const struct sim_send_result *r)
 		}
 	}
 	if (nok > 0)
-		mta_fire(e, SIM_MTA_DELIVERED, j->route, okcode, oktext, ok, nok);
+		mta_fire(e, SIM_MTA_DELIVERED, j->route, j->to, okcode, oktext, ok, nok);
 	if (nlater > 0)
-		mta_fire(e, SIM_MTA_DEFERRED, j->route, latercode, latertext,
-		    later, nlater);
+		mta_fire(e, SIM_MTA_DEFERRED, j->route, j->to, latercode,
+		    latertext, later, nlater);
 	free(ok);
 	free(later);
 }
@@ -1208,7 +1710,7 @@ mta_ndr(struct mta_entry *e, const size_t *failed, size_t n)
 		goto enomem;
 	sim_msg_free(m);
 	log_msg(LOG_INFO, e->sid, "ndr", "queue_id=%lu", ndr->id);
-	mta_fire(ndr, SIM_MTA_NDR, NULL, 0, NULL, NULL, ndr->nrcpts);
+	mta_fire(ndr, SIM_MTA_NDR, NULL, NULL, 0, NULL, NULL, ndr->nrcpts);
 	mta_schedule(ndr, 0);
 	return;
 enomem:
@@ -1225,7 +1727,7 @@ mta_finish(struct mta_entry *e)
 	if (failed != NULL) {
 		const struct mta_rcpt *r = &e->rcpts[failed[0]];
 
-		mta_fire(e, SIM_MTA_BOUNCED, NULL, r->code, r->text, failed, n);
+		mta_fire(e, SIM_MTA_BOUNCED, NULL, r->remote, r->code, r->text, failed, n);
 		/* RFC 5321 6.1: never a bounce for a bounce. */
 		if (e->m->mail_from[0] != '\0')
 			mta_ndr(e, failed, n);
@@ -1346,6 +1848,8 @@ sim_mta_new(struct event_base *base, const struct sim_mta_opts *o,
 	mta->base = base;
 	TAILQ_INIT(&mta->queue);
 	TAILQ_INIT(&mta->jobs);
+	TAILQ_INIT(&mta->dns_socks);
+	TAILQ_INIT(&mta->lookups);
 	if (mta_configure(mta, o, err, errlen) == -1)
 		goto fail;
 	if (mta->source != NULL &&
@@ -1365,11 +1869,12 @@ sim_mta_new(struct event_base *base, const struct sim_mta_opts *o,
 		goto fail;
 	}
 	log_msg(LOG_INFO, mta->name, "mta", "arch=%s listen=%s resubmit=%s "
-	    "source=%s proxies=%zu bypass=%s block=%s tls_in=%s tls_out=%s "
-	    "verify=%s", mta_strarch(mta->arch),
+	    "source=%s proxies=%zu proxy_mx=%s bypass=%s block=%s tls_in=%s "
+	    "tls_out=%s verify=%s", mta_strarch(mta->arch),
 	    sim_sink_addr(mta->main), mta->resubmit ?
 	    sim_sink_addr(mta->resubmit) : "-", mta->source ? mta->source : "-",
-	    mta->nproxies, mta->bypass ? mta->bypass : "-",
+	    mta->nproxies, mta->proxy_mx ? mta->proxy_mx : "-",
+	    mta->bypass ? mta->bypass : "-",
 	    mta->block_on_failure ? "yes" : "no", o->tls_cert ? "yes" : "no",
 	    mta->tls_outbound == SIM_TLS_MUST ? "must" :
 	    mta->tls_outbound == SIM_TLS_MAY ? "may" : "no",
@@ -1428,10 +1933,27 @@ void
 sim_mta_free(struct sim_mta *mta)
 {
 	struct mta_entry *e;
+	struct mta_lookup *l;
+	struct mta_dns_sock *ds;
 	size_t i;
 
 	if (mta == NULL)
 		return;
+	/* c-ares calls back every query it holds: they find nothing to do. */
+	mta->dying = 1;
+	if (mta->channel_ok)
+		ares_destroy(mta->channel);
+	while ((l = TAILQ_FIRST(&mta->lookups)) != NULL)
+		mta_lookup_free(l);
+	while ((ds = TAILQ_FIRST(&mta->dns_socks)) != NULL) {
+		TAILQ_REMOVE(&mta->dns_socks, ds, entry);
+		if (ds->ev != NULL)
+			event_free(ds->ev);
+		free(ds);
+	}
+	if (mta->dns_timer != NULL)
+		event_free(mta->dns_timer);
+	free(mta->proxy_mx);
 	while ((e = TAILQ_FIRST(&mta->queue)) != NULL)
 		mta_entry_free(e);
 	sim_sink_free(mta->main);

@@ -160,6 +160,20 @@ struct sim_mta_opts {
 	const char		 *tls_trust;	/* verify every hop's chain against this PEM
 						   bundle, and its IP address against the
 						   certificate; NULL: encrypt without verifying */
+	/*
+	 * Proxies found by MX (the guide's MX-based clusters) instead of the
+	 * `proxies` list: the MX records of proxy_mx, looked up for every
+	 * attempt, tried by ascending preference (equal preferences in a
+	 * random order, so load spreads), each host's A records in turn, all
+	 * on proxy_port. A lower-priority MX host is a bypass cluster: it is
+	 * tried only when every proxy before it failed to answer.
+	 */
+	const char		 *proxy_mx;	/* "dlp.corp.example"; NULL: use `proxies` */
+	unsigned		  proxy_port;	/* default 10025 */
+	const char		 *dns;		/* "ip:port" of the DNS server; NULL: the
+						   system resolver's */
+	unsigned		  dns_timeout_ms; /* per try; default 1000 */
+	unsigned		  dns_tries;	/* default 2 */
 };
 
 enum sim_mta_event_type {
@@ -182,6 +196,8 @@ struct sim_mta_event {
 	const char *const	*rcpts;		/* the recipients this event is about */
 	size_t			 nrcpts;
 	unsigned		 attempt;	/* 1 for the first delivery attempt */
+	const char		*to;		/* the hop ("ip:port") that decided it,
+						   NULL if none */
 };
 typedef void sim_mta_event_cb(void *arg, const struct sim_mta_event *);
 
