@@ -166,6 +166,7 @@ static const struct config_key config_notify_keys[] = {
 	{ "sender",	 config_string_mailbox, OFF(notify.sender), 0, 0, LINE_NONE, NULL },
 	{ "retries",	 config_uint, OFF(notify.retries), 0, 20, LINE_NONE, NULL },
 	{ "retry_delay", config_duration, OFF(notify.retry_delay), 1, CONFIG_TIMEOUT_MAX, LINE_NONE, NULL },
+	{ "max_pending", config_uint, OFF(notify.max_pending), 1, 1000000, LINE_NONE, NULL },
 	{ NULL, NULL, 0, 0, 0, LINE_NONE, NULL }
 };
 
@@ -1676,6 +1677,7 @@ config_defaults(void)
 	cf->policy_limits.memory = 256 * 1024 * 1024;
 	cf->notify.retries = 3;
 	cf->notify.retry_delay = 60;
+	cf->notify.max_pending = 1000;
 	return cf;
 }
 

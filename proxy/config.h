@@ -107,6 +107,7 @@ struct config {
 		char		 sender[256];		/* "" = mailprevent@helo_name */
 		unsigned	 retries;		/* 3 */
 		unsigned	 retry_delay;		/* seconds, 60; doubles each time */
+		unsigned	 max_pending;		/* jobs held at once, 1000 */
 	} notify;
 };
 

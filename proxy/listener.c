@@ -20,6 +20,7 @@
 struct listener {
 	struct event_base	*base;
 	struct evconnlistener	*lev;
+	struct event		*pause;		/* accept errors: try again later */
 	struct config		*cfg;
 	struct dns		*dns;
 };
@@ -68,13 +69,29 @@ listener_accept(struct evconnlistener *lev, evutil_socket_t fd,
 }
 
 static void
+listener_resume(evutil_socket_t fd, short ev, void *arg)
+{
+	struct listener *l = arg;
+
+	evconnlistener_enable(l->lev);
+}
+
+/*
+ * EMFILE and friends: the pending connection stays in the backlog and
+ * would wake us again at once. Stop accepting for a second (one log line
+ * per pause, not one per wake-up), then try again.
+ */
+static void
 listener_error(struct evconnlistener *lev, void *arg)
 {
+	struct listener *l = arg;
+	struct timeval tv = { 1, 0 };
 	int e = EVUTIL_SOCKET_ERROR();
 
-	/* EMFILE and friends: keep the listener, the next accept may work. */
-	log_msg(LOG_ERR, NULL, "accept-error", "reason=\"%s\"",
+	log_msg(LOG_ERR, NULL, "accept-error", "reason=\"%s\" pause=1s",
 	    evutil_socket_error_to_string(e));
+	evconnlistener_disable(l->lev);
+	evtimer_add(l->pause, &tv);
 }
 
 int
@@ -135,7 +152,12 @@ listener_new(struct event_base *base, struct config *cfg, struct dns *dns,
 	l->cfg = config_ref(cfg);
 	l->lev = evconnlistener_new(base, listener_accept, l,
 	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, fd);
-	if (l->lev == NULL) {
+	l->pause = evtimer_new(base, listener_resume, l);
+	if (l->lev == NULL || l->pause == NULL) {
+		if (l->lev)
+			evconnlistener_free(l->lev);
+		if (l->pause)
+			event_free(l->pause);
 		snprintf(err, errlen, "cannot accept: %s", strerror(errno));
 		config_unref(l->cfg);
 		free(l);
@@ -160,6 +182,7 @@ listener_free(struct listener *l)
 	if (l == NULL)
 		return;
 	evconnlistener_free(l->lev);
+	event_free(l->pause);
 	config_unref(l->cfg);
 	free(l);
 }

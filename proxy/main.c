@@ -7,10 +7,12 @@
 #include <grp.h>
 #include <pwd.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -134,7 +136,8 @@ main_reload(void)
 		log_msg(LOG_WARN, NULL, "reload", "note=\"dns_servers "
 		    "changed; takes effect at restart\"");
 	log_set_level(cfg->log_level);
-	listener_set_config(mp.listener, cfg);
+	if (mp.listener != NULL)	/* NULL while draining after SIGTERM */
+		listener_set_config(mp.listener, cfg);
 	config_unref(mp.cfg);
 	mp.cfg = cfg;
 	log_msg(LOG_INFO, NULL, "reload", "status=ok file=%s", cfg->path);
@@ -300,12 +303,26 @@ main_serve(int fd, int debug, void (*ready)(void))
  * signals and restarts a worker that dies.
  */
 static struct {
-	pid_t	*pids;
-	int	*fds;
-	size_t	 n;
-	int	 stopping;
-	int	 debug;
+	struct event_base *base;
+	pid_t		*pids;
+	time_t		*started;
+	struct event	**restart;	/* delayed restart of a worker that died young */
+	int		*fds;
+	size_t		 n;
+	int		 stopping;
+	int		 debug;
 } mw;
+
+static pid_t main_spawn(size_t);
+
+static void
+main_restart(evutil_socket_t fd, short ev, void *arg)
+{
+	size_t i = (size_t)(uintptr_t)arg;
+
+	if (!mw.stopping && mw.pids[i] == 0)
+		mw.pids[i] = main_spawn(i);
+}
 
 static pid_t
 main_spawn(size_t i)
@@ -329,10 +346,20 @@ main_spawn(size_t i)
 		for (size_t k = 0; k < mw.n; k++)
 			if (k != i)
 				close(mw.fds[k]);
-		/* Default signal dispositions: the worker installs its own. */
+		/*
+		 * The master's loop and signal events are not the worker's.
+		 * The epoll set is shared with the master after fork: give the
+		 * copy its own backend first, or freeing it would remove the
+		 * master's registrations.
+		 */
+		event_reinit(mw.base);
+		for (size_t k = 0; k < mw.n; k++)
+			event_free(mw.restart[k]);
+		event_base_free(mw.base);
 		signal(SIGCHLD, SIG_DFL);
 		exit(main_serve(mw.fds[i], mw.debug, NULL));
 	}
+	mw.started[i] = time(NULL);
 	log_msg(LOG_INFO, NULL, "worker", "worker=%zu pid=%ld", i, (long)pid);
 	return pid;
 }
@@ -355,7 +382,13 @@ main_master_signal(evutil_socket_t sig, short ev, void *arg)
 					break;
 				log_msg(LOG_ERR, NULL, "worker-died", "worker=%zu "
 				    "pid=%ld status=%d", i, (long)pid, status);
-				mw.pids[i] = main_spawn(i);
+				/* One that dies at once waits, not a fork loop. */
+				if (time(NULL) - mw.started[i] < 2) {
+					struct timeval tv = { 2, 0 };
+
+					evtimer_add(mw.restart[i], &tv);
+				} else
+					mw.pids[i] = main_spawn(i);
 			}
 		for (i = 0; i < mw.n; i++)
 			alive += mw.pids[i] > 0;
@@ -363,7 +396,17 @@ main_master_signal(evutil_socket_t sig, short ev, void *arg)
 			event_base_loopexit(base, NULL);
 		return;
 	}
-	if (sig != SIGHUP)
+	if (sig == SIGHUP) {
+		/* Workers started later (restarts) must get the new file too. */
+		struct buf errors = BUF_INIT;
+		struct config *cfg = config_load(mp.cfg->path, &errors);
+
+		if (cfg != NULL) {
+			config_unref(mp.cfg);
+			mp.cfg = cfg;
+		}
+		buf_free(&errors);	/* each worker logs the problems itself */
+	} else
 		mw.stopping = 1;
 	for (i = 0; i < mw.n; i++)
 		if (mw.pids[i] > 0)
@@ -381,11 +424,18 @@ main_master(size_t n, int *fds, int debug)
 	mw.n = n;
 	mw.fds = fds;
 	mw.debug = debug;
-	if ((mw.pids = calloc(n, sizeof(*mw.pids))) == NULL)
+	mw.pids = calloc(n, sizeof(*mw.pids));
+	mw.started = calloc(n, sizeof(*mw.started));
+	mw.restart = calloc(n, sizeof(*mw.restart));
+	if (mw.pids == NULL || mw.started == NULL || mw.restart == NULL)
 		log_fatal("calloc: %s", strerror(errno));
 	/* Signals are caught from here on, so nothing is lost while forking. */
-	if ((base = event_base_new()) == NULL)
+	if ((base = mw.base = event_base_new()) == NULL)
 		log_fatal("cannot create the event loop");
+	for (i = 0; i < n; i++)
+		if ((mw.restart[i] = evtimer_new(base, main_restart,
+		    (void *)(uintptr_t)i)) == NULL)
+			log_fatal("cannot create a timer");
 	for (i = 0; i < 4; i++) {
 		sigs[i] = evsignal_new(base, which[i], main_master_signal, base);
 		if (sigs[i] == NULL || evsignal_add(sigs[i], NULL) == -1)
@@ -398,8 +448,12 @@ main_master(size_t n, int *fds, int debug)
 	log_msg(LOG_INFO, NULL, "exit", "workers=%zu", n);
 	for (i = 0; i < 4; i++)
 		event_free(sigs[i]);
+	for (i = 0; i < n; i++)
+		event_free(mw.restart[i]);
 	event_base_free(base);
 	free(mw.pids);
+	free(mw.started);
+	free(mw.restart);
 	config_unref(mp.cfg);
 	return 0;
 }

@@ -320,9 +320,14 @@ notify_client_cb(struct smtp_client *c, enum smtp_client_event ev,
 	case NOTIFY_RCPT:
 		if (smtp_reply_class(r) == 2)
 			j->accepted++;
-		else
+		else {
+			char q[SMTP_ADDR_MAX * 4 + 8];
+
 			log_msg(LOG_WARN, j->id, "notify-rcpt-refused",
-			    "rcpt=%s reply=%d", j->to[j->next - 1], r->code);
+			    "rcpt=%s reply=%d", log_quote(q, sizeof(q),
+			    j->to[j->next - 1], strlen(j->to[j->next - 1])),
+			    r->code);
+		}
 		if (j->next < j->nto) {
 			notify_send_rcpt(j);
 			return;
@@ -375,6 +380,12 @@ notify_submit(struct event_base *base, struct config *cfg, struct dns *dns,
 
 	if (rq->nto == 0)
 		return 0;
+	/* Bounded: a flood of matching mail must not become a flood of jobs. */
+	if (notify_njobs >= cfg->notify.max_pending) {
+		log_msg(LOG_ERR, rq->queue_id, "notify-dropped",
+		    "reason=max_pending pending=%u", notify_njobs);
+		return -1;
+	}
 	if ((j = calloc(1, sizeof(*j))) == NULL)
 		return -1;
 	j->base = base;

@@ -75,6 +75,8 @@ static void smtp_client_writecb(struct bufferevent *, void *);
 static void smtp_client_eventcb(struct bufferevent *, short, void *);
 static void smtp_client_timeout(evutil_socket_t, short, void *);
 static void smtp_client_starttls(struct smtp_client *);
+static void smtp_client_progress(struct evbuffer *,
+    const struct evbuffer_cb_info *, void *);
 
 static const char *
 smtp_client_strstate(enum smtp_client_state s)
@@ -207,6 +209,7 @@ smtp_client_connect(struct smtp_client *c, const struct sockaddr *sa,
 	}
 	bufferevent_setcb(c->bev, smtp_client_readcb, smtp_client_writecb,
 	    smtp_client_eventcb, c);
+	evbuffer_add_cb(bufferevent_get_output(c->bev), smtp_client_progress, c);
 	/* Bound what a next hop can make us buffer between reads. */
 	bufferevent_setwatermark(c->bev, EV_READ, 0, 64 * 1024);
 	smtp_client_enter_state(c, CLIENT_CONNECTING);
@@ -413,8 +416,10 @@ smtp_client_starttls(struct smtp_client *c)
 		smtp_client_fail(c, "tls: cannot create a session");
 		return;
 	}
+	/* Deferred: a write must never run (and free us from) a callback. */
 	tb = bufferevent_openssl_filter_new(c->base, c->bev, ssl,
-	    BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);
+	    BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE |
+	    BEV_OPT_DEFER_CALLBACKS);
 	if (tb == NULL) {
 		SSL_free(ssl);
 		smtp_client_fail(c, "tls: cannot create a session");
@@ -423,6 +428,7 @@ smtp_client_starttls(struct smtp_client *c)
 	c->bev = tb;
 	bufferevent_setcb(c->bev, smtp_client_readcb, smtp_client_writecb,
 	    smtp_client_eventcb, c);
+	evbuffer_add_cb(bufferevent_get_output(c->bev), smtp_client_progress, c);
 	bufferevent_setwatermark(c->bev, EV_READ, 0, 64 * 1024);
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 	smtp_reply_reset(&c->reply);
@@ -500,6 +506,21 @@ smtp_client_readcb(struct bufferevent *bev, void *arg)
 			return;
 		}
 	}
+}
+
+/*
+ * data_block bounds a stall, not the whole payload: every chunk the
+ * kernel (or TLS) takes from the output buffer restarts it, so a large
+ * message on a slow but moving link still goes through.
+ */
+static void
+smtp_client_progress(struct evbuffer *b, const struct evbuffer_cb_info *info,
+    void *arg)
+{
+	struct smtp_client *c = arg;
+
+	if (c->state == CLIENT_BODY && info->n_deleted > 0)
+		smtp_client_arm(c, c->opts.t_data_block);
 }
 
 static void

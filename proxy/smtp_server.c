@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/queue.h>
+#include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -92,7 +93,8 @@ struct smtp_session {
 	char			 helo[256];
 	struct txn		*txn;
 	struct smtp_data_rx	 rx;
-	struct timespec		 t_body;
+	struct timespec		 t_body;		/* DATA began */
+	struct timespec		 t_read;		/* DATA bytes last arrived */
 	uint64_t		 held;		/* this session's share of smtp_inflight */
 	int			 starved;	/* the in-flight budget ran out in DATA */
 	const char		*close_reason;
@@ -192,19 +194,30 @@ static void
 smtp_server_reply(struct smtp_session *s, int code, const char *enh,
     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
+/* counted: the reply is the proxy's own verdict on the client's doing. */
 static void
-smtp_server_vreply(struct smtp_session *s, int code, const char *enh,
-    const char *text)
+smtp_server_write_reply(struct smtp_session *s, int code, const char *enh,
+    const char *text, int counted)
 {
+	static const char fallback[] = "451 4.3.0 Internal error\r\n";
 	struct buf out = BUF_INIT;
 
 	if (smtp_reply_format(&out, code, enh, text) == 0)
 		bufferevent_write(s->bev, out.data, out.len);
+	else	/* never leave the client waiting for a reply */
+		bufferevent_write(s->bev, fallback, sizeof(fallback) - 1);
 	buf_free(&out);
 	log_msg(code >= 400 ? LOG_INFO : LOG_DEBUG, s->sid, "reply",
 	    "code=%d", code);
-	if (code >= 400 && code != 421)
+	if (counted && code >= 400 && code != 421)
 		s->errors++;
+}
+
+static void
+smtp_server_vreply(struct smtp_session *s, int code, const char *enh,
+    const char *text)
+{
+	smtp_server_write_reply(s, code, enh, text, 1);
 }
 
 static void
@@ -339,13 +352,12 @@ smtp_server_start(struct event_base *base, struct config *cfg,
 {
 	struct smtp_session *s;
 
-	if (smtp_sid_next == 0) {
-		struct timespec ts;
-
-		clock_gettime(CLOCK_REALTIME, &ts);
-		smtp_sid_next = ((uint64_t)ts.tv_sec << 20) ^
-		    ((uint64_t)getpid() << 8) ^ (uint64_t)(ts.tv_nsec & 0xff);
-	}
+	/* Random per process, so workers never hand out the same id. */
+	while (smtp_sid_next == 0)
+		if (getrandom(&smtp_sid_next, sizeof(smtp_sid_next), 0) !=
+		    sizeof(smtp_sid_next))
+			smtp_sid_next = ((uint64_t)getpid() << 32) ^
+			    (uint64_t)time(NULL);
 	if ((s = calloc(1, sizeof(*s))) == NULL) {
 		close(fd);
 		return -1;
@@ -569,6 +581,7 @@ smtp_server_data(struct smtp_session *s, const struct smtp_cmd *cmd)
 	smtp_server_reply(s, 354, NULL, "End data with <CR><LF>.<CR><LF>");
 	smtp_server_enter_state(s, SRV_BODY);
 	clock_gettime(CLOCK_MONOTONIC, &s->t_body);
+	s->t_read = s->t_body;
 	smtp_server_arm(s, s->cfg->timeouts.data);
 }
 
@@ -655,8 +668,10 @@ smtp_server_starttls(struct smtp_session *s, const struct smtp_cmd *cmd)
 		    s->peerstr, n);
 		evbuffer_drain(in, n);
 	}
+	/* Deferred: a write must never run (and free us from) a callback. */
 	tb = bufferevent_openssl_filter_new(s->base, s->bev, ssl,
-	    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+	    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE |
+	    BEV_OPT_DEFER_CALLBACKS);
 	if (tb == NULL) {
 		SSL_free(ssl);
 		smtp_server_close(s, "tls");
@@ -719,7 +734,8 @@ smtp_server_txn_reply(void *arg, int code, const char *enh, const char *text)
 	case PEND_NONE:
 		log_panic("reply with nothing pending (%d)", code);
 	}
-	smtp_server_vreply(s, code, enh, text);
+	/* The next hop's refusals are not the client's errors. */
+	smtp_server_write_reply(s, code, enh, text, 0);
 	/* Continue with pipelined input from our own callback. */
 	event_active(s->resume, EV_TIMEOUT, 0);
 }
@@ -811,6 +827,8 @@ smtp_server_body(struct smtp_session *s)
 			used += (size_t)r;
 		}
 		evbuffer_drain(in, used);
+		if (used > 0)
+			clock_gettime(CLOCK_MONOTONIC_COARSE, &s->t_read);
 		smtp_server_account(s);
 	}
 	if (!done)
@@ -1019,21 +1037,33 @@ smtp_server_timeout(evutil_socket_t fd, short ev, void *arg)
 {
 	struct smtp_session *s = arg;
 	struct timespec now;
-	double elapsed, allowed;
+	double elapsed, idle, allowed, left;
 
 	if (s->state == SRV_CLOSING) {
 		smtp_server_free(s);
 		return;
 	}
-	if (s->state == SRV_BODY && s->cfg->limits.min_data_rate > 0) {
-		/* Data earns time at min_data_rate: only tricklers run out. */
+	if (s->state == SRV_BODY) {
+		/*
+		 * Two clocks in DATA: silence may last at most timeouts.data,
+		 * and on average the client must keep min_data_rate (data
+		 * earns time at that rate, so only tricklers run out).
+		 */
 		clock_gettime(CLOCK_MONOTONIC, &now);
 		elapsed = (double)(now.tv_sec - s->t_body.tv_sec) +
 		    (double)(now.tv_nsec - s->t_body.tv_nsec) / 1e9;
-		allowed = (double)s->cfg->timeouts.data +
-		    (double)s->rx.wire / s->cfg->limits.min_data_rate;
-		if (elapsed + 0.5 < allowed) {
-			smtp_server_arm(s, (unsigned)(allowed - elapsed + 0.5));
+		idle = (double)(now.tv_sec - s->t_read.tv_sec) +
+		    (double)(now.tv_nsec - s->t_read.tv_nsec) / 1e9;
+		left = (double)s->cfg->timeouts.data - idle;
+		if (s->cfg->limits.min_data_rate > 0) {
+			allowed = (double)s->cfg->timeouts.data +
+			    (double)s->rx.wire / s->cfg->limits.min_data_rate;
+			if (allowed - elapsed < left)
+				left = allowed - elapsed;
+		}
+		if (left > 0.5) {
+			smtp_server_arm(s, left > 86400 ? 86400 :
+			    (unsigned)(left + 0.5));
 			return;
 		}
 	}

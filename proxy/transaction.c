@@ -76,6 +76,7 @@ struct txn {
 static void txn_client_cb(struct smtp_client *, enum smtp_client_event,
     const struct smtp_reply *, const char *, void *);
 static void txn_try_next(struct txn *);
+static uint64_t txn_size_hint(const struct txn *);
 
 struct txn *
 txn_new(struct event_base *base, struct config *cfg, struct dns *dns,
@@ -291,7 +292,7 @@ txn_mail(struct txn *t, const struct smtp_mail_args *m)
 	txn_clear_verdict(t);
 	if (t->out != NULL && smtp_client_ready(t->out)) {
 		t->op = TXN_MAIL;
-		smtp_client_mail(t->out, &t->mail, 0);
+		smtp_client_mail(t->out, &t->mail, txn_size_hint(t));
 		return;
 	}
 	smtp_client_free(t->out);
@@ -720,6 +721,13 @@ txn_client_cb(struct smtp_client *c, enum smtp_client_event ev,
 		txn_end(t);
 		txn_judged_done(t, r->code);
 		txn_relay(t, r);
+		/*
+		 * A refusal may be to DATA itself, which leaves the next hop
+		 * in a transaction: never reuse such a session. (After the
+		 * relay: QUIT reuses the reply buffer r points into.)
+		 */
+		if (!ok)
+			txn_quit(t);
 		return;
 	case TXN_RSET:
 		txn_judged_done(t, t->abort_code);
@@ -732,10 +740,18 @@ txn_client_cb(struct smtp_client *c, enum smtp_client_event ev,
 	case TXN_REDIR_MAIL:
 	case TXN_REDIR_RCPT:
 		if (!ok) {
-			/* The review address or the sender refused: say so. */
+			/*
+			 * The next hop refused the review envelope: our own
+			 * problem, not the sender's, and the reply would name
+			 * the review address. Temporary, and a fresh session.
+			 */
+			log_msg(LOG_ERR, t->sid, "redirect-refused", "to=%s "
+			    "reply=%d", t->redirect_to, r->code);
 			txn_end(t);
-			txn_judged_done(t, r->code);
-			txn_relay(t, r);
+			txn_judged_done(t, 451);
+			txn_quit(t);
+			txn_reply(t, 451, "4.3.0",
+			    "Message could not be redirected, try again later");
 			return;
 		}
 		if (op == TXN_REDIR_MAIL) {

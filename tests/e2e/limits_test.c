@@ -314,6 +314,36 @@ START_TEST(test_data_trickle)
 END_TEST
 
 /* 200 KB over about 2 s: longer than timeouts.data, far above the rate. */
+/*
+ * A burst earns time at min_data_rate, but silence is still bounded by
+ * timeouts.data: a client that sends a lot and then nothing is cut off
+ * after timeouts.data, not after the time its burst earned.
+ */
+START_TEST(test_data_burst_then_silence)
+{
+	struct rig r = rig_start("timeouts:\n  data: 2\n"
+	    "limits:\n  min_data_rate: 1000\n");
+	struct buf b = BUF_INIT;
+	struct cli *c;
+	long long t0;
+	size_t i;
+
+	for (i = 0; b.len < 60 * 1024; i++)	/* earns a minute at 1000 B/s */
+		buf_appendf(&b, "%08zu%090d\r\n", i, 0);
+	h_keep(b.data);
+	c = cli_open(r.px->port);
+	cli_cmd(c, 250, NULL, "MAIL FROM:<a@x>");
+	cli_cmd(c, 250, NULL, "RCPT TO:<b@y>");
+	cli_cmd(c, 354, NULL, "DATA");
+	cli_send(c, b.data, b.len);
+	t0 = h_now_ms();
+	cli_expect(c, 421, "4.4.2");
+	H_CHECK(h_now_ms() - t0 < 6000, "cut off after %lld ms of silence, "
+	    "want about 2 s", h_now_ms() - t0);
+	H_CHECK(sink_count(r.sink) == 0, "a partial message was delivered");
+}
+END_TEST
+
 START_TEST(test_data_fast_large)
 {
 	struct rig r = rig_start(RATE_YAML);
@@ -547,6 +577,9 @@ START_TEST(test_sigterm_drain)
 	proc_signal(r.px->proc, SIGTERM);
 	proxy_wait_log(r.px, "event=shutdown");
 	check_refused(r.px->port);
+	/* A reload while draining (there is no listener any more) is harmless. */
+	proc_signal(r.px->proc, SIGHUP);
+	proxy_wait_log(r.px, "event=reload status=ok");
 
 	/* The transaction in flight finishes. */
 	cli_cmd(c, 354, NULL, "DATA");
@@ -610,6 +643,7 @@ main(void)
 	tcase_add_test(tc, test_command_timeout_trickle);
 	tcase_add_test(tc, test_data_trickle);
 	tcase_add_test(tc, test_data_fast_large);
+	tcase_add_test(tc, test_data_burst_then_silence);
 	suite_add_tcase(s, tc);
 
 	tc = h_tcase("shutdown");

@@ -180,6 +180,53 @@ START_TEST(test_silent_after_dot)
 }
 END_TEST
 
+/*
+ * A refusal of DATA itself leaves the next hop inside a transaction: the
+ * proxy must not send the next MAIL on that session (it would get "503
+ * nested MAIL" and bounce a good message).
+ */
+START_TEST(test_data_refused_then_next_message)
+{
+	struct sink *s = sink_start(NULL, "--rule",
+	    "data#1=reply:451 4.3.0 not now", (char *)NULL);
+	struct proxy *px = proxy_start(h_yaml(&s->port, 1, ""));
+	struct cli_reply *rep;
+	struct cli *c;
+
+	c = cli_open(px->port);
+	rep = cli_mail(c, "a@x", NULL, "b@y", h_msg("deferred at DATA"),
+	    strlen(h_msg("deferred at DATA")));
+	H_CHECK(rep->code == 451, "%d %s %s", rep->code, rep->enh, rep->text);
+	rep = cli_mail(c, "a@x", NULL, "b@y", h_msg("the next one"),
+	    strlen(h_msg("the next one")));
+	H_CHECK(rep->code == 250, "%d %s %s", rep->code, rep->enh, rep->text);
+	cli_quit(c);
+	H_CHECK(sink_count(s) == 1, "%zu at the sink", sink_count(s));
+}
+END_TEST
+
+/* The next hop's refusals are not the client's errors (limits.max_errors). */
+START_TEST(test_refused_recipients_not_errors)
+{
+	struct sink *s = sink_start(NULL, "--rule",
+	    "rcpt:gone@y=reply:550 5.1.1 no such user", (char *)NULL);
+	struct proxy *px = proxy_start(h_yaml(&s->port, 1,
+	    "limits:\n  max_errors: 5\n"));
+	struct cli *c;
+	int i;
+
+	c = cli_open(px->port);
+	cli_cmd(c, 250, NULL, "MAIL FROM:<a@x>");
+	for (i = 0; i < 12; i++)
+		cli_cmd(c, 550, "5.1.1", "RCPT TO:<gone@y>");
+	cli_cmd(c, 250, NULL, "RCPT TO:<b@y>");
+	cli_cmd(c, 354, NULL, "DATA");
+	cli_sendf(c, "Subject: many stale recipients\r\n\r\nx\r\n.\r\n");
+	cli_expect(c, 250, NULL);
+	cli_quit(c);
+}
+END_TEST
+
 START_TEST(test_dot_rejected_relayed)
 {
 	struct sink *s = sink_start(NULL, "--rule",
@@ -227,6 +274,8 @@ main(void)
 	tcase_add_test(tc, test_drop_at_data_command);
 	tcase_add_test(tc, test_silent_after_dot);
 	tcase_add_test(tc, test_dot_rejected_relayed);
+	tcase_add_test(tc, test_data_refused_then_next_message);
+	tcase_add_test(tc, test_refused_recipients_not_errors);
 	suite_add_tcase(s, tc);
 	return h_run(s);
 }
