@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 static const char *log_prog = "mailprevent";
+static pid_t log_pid;			/* glibc no longer caches getpid() */
 static enum log_level log_min = LOG_INFO;
 
 static const char *const log_names[] = { "debug", "info", "warn", "error" };
@@ -19,6 +20,7 @@ log_init(const char *prog, enum log_level min)
 {
 	log_prog = prog;
 	log_min = min;
+	log_pid = getpid();	/* called again in each forked worker */
 }
 
 void
@@ -58,7 +60,7 @@ log_vwrite(enum log_level lvl, const char *sid, const char *event,
 	    "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s[%ld] level=%s",
 	    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
 	    tm.tm_min, tm.tm_sec, (long)(tv.tv_usec / 1000), log_prog,
-	    (long)getpid(), log_names[lvl]);
+	    (long)(log_pid ? log_pid : getpid()), log_names[lvl]);
 	n = r < 0 ? 0 : (size_t)r;
 	if (sid != NULL && n < sizeof(line)) {
 		r = snprintf(line + n, sizeof(line) - n, " sid=%s", sid);

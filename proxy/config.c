@@ -135,6 +135,7 @@ static const struct config_key config_next_hop_keys[] = {
 	{ "mx_lookup",	config_bool,		OFF(mx_lookup), 0, 0, LINE_MX_LOOKUP, NULL },
 	{ "hosts",	config_list_hosts,	0, 0, 0, LINE_HOSTS, NULL },
 	{ "domains",	config_list_domains,	0, 0, 0, LINE_DOMAINS, NULL },
+	{ "reuse_time",	config_duration,	OFF(reuse_time), 0, 300, LINE_NONE, NULL },
 	{ NULL, NULL, 0, 0, 0, LINE_NONE, NULL }
 };
 
@@ -636,11 +637,14 @@ config_duration(struct config_ctx *ctx, const struct config_key *k,
     const char *keypath, yaml_node_t *v)
 {
 	static const uint64_t mult[] = { 1, 60, 3600 };
+	char range[64];
 	uint64_t n;
 
+	snprintf(range, sizeof(range), "%llu..%llu seconds",
+	    (unsigned long long)k->min, (unsigned long long)k->max);
 	if (config_numeric(ctx, k, keypath, v, "smh", mult,
 	    "seconds or a duration (\"30s\", \"5m\", \"1h\")",
-	    "1..86400 seconds", &n) != 0)
+	    range, &n) != 0)
 		return;
 	/*
 	 * The upstream gives up on us after 10 minutes; answering later
@@ -1671,6 +1675,7 @@ config_defaults(void)
 	netaddr_parse_cidr("::1", &cf->allow_clients.v[1], &why);
 	cf->allow_clients.n = 2;
 	cf->workers = 1;
+	cf->reuse_time = 2;
 	cf->dns_timeout = 5;
 	cf->dns_tries = 2;
 	cf->policy_limits.instructions = 50000000;

@@ -84,6 +84,7 @@ struct config {
 	size_t			 ndomains;
 	char			**dns_servers;		/* "ip[:port]"; none = system resolver */
 	size_t			 ndns_servers;
+	unsigned		 reuse_time;		/* next_hop.reuse_time: idle sessions kept (2 s) */
 	unsigned		 dns_timeout;		/* seconds per try (5) */
 	unsigned		 dns_tries;		/* tries per server (2) */
 	char			 helo_name[256];

@@ -664,6 +664,15 @@ smtp_client_free_detached(void)
 		smtp_client_free(LIST_FIRST(&smtp_client_quitting));
 }
 
+void
+smtp_client_set_owner(struct smtp_client *c, const char *sid,
+    smtp_client_cb *cb, void *arg)
+{
+	snprintf(c->sid, sizeof(c->sid), "%s", sid);
+	c->cb = cb;
+	c->arg = arg;
+}
+
 int
 smtp_client_tls(const struct smtp_client *c)
 {

@@ -66,6 +66,9 @@ void	smtp_client_quit(struct smtp_client *);
 /* At exit: free clients still waiting for their QUIT reply. */
 void	smtp_client_free_detached(void);
 void	smtp_client_free(struct smtp_client *);
+/* Hand an idle client to a new owner (the connection pool does this). */
+void	smtp_client_set_owner(struct smtp_client *, const char *sid,
+	    smtp_client_cb *, void *arg);
 
 int		 smtp_client_ready(const struct smtp_client *);	/* idle and usable */
 int		 smtp_client_tls(const struct smtp_client *);	/* STARTTLS done */

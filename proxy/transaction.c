@@ -18,6 +18,7 @@
 #include "nexthop.h"
 #include "notify.h"
 #include "policy.h"
+#include "pool.h"
 #include "smtp_client.h"
 #include "smtp_reply.h"
 
@@ -77,6 +78,7 @@ static void txn_client_cb(struct smtp_client *, enum smtp_client_event,
     const struct smtp_reply *, const char *, void *);
 static void txn_try_next(struct txn *);
 static uint64_t txn_size_hint(const struct txn *);
+static void txn_pool_key(const struct txn *, char *, size_t);
 
 struct txn *
 txn_new(struct event_base *base, struct config *cfg, struct dns *dns,
@@ -297,6 +299,19 @@ txn_mail(struct txn *t, const struct smtp_mail_args *m)
 	}
 	smtp_client_free(t->out);
 	t->out = NULL;
+	{
+		char key[160];
+
+		txn_pool_key(t, key, sizeof(key));
+		if (!t->cfg->mx_lookup && (t->out = pool_get(key)) != NULL) {
+			smtp_client_set_owner(t->out, t->sid, txn_client_cb, t);
+			log_msg(LOG_INFO, t->sid, "nexthop-reused", "hop=%s",
+			    smtp_client_label(t->out));
+			t->op = TXN_MAIL;
+			smtp_client_mail(t->out, &t->mail, txn_size_hint(t));
+			return;
+		}
+	}
 	t->hops = nexthop_iter_new(t->cfg, t->sid, (struct sockaddr *)&t->peer,
 	    t->dns, txn_wake, t);
 	if (t->hops == NULL) {
@@ -306,6 +321,22 @@ txn_mail(struct txn *t, const struct smtp_mail_args *m)
 	t->op = TXN_OPEN;
 	t->tls_failed = 0;
 	txn_try_next(t);
+}
+
+/*
+ * Which pooled sessions this transaction may take over: same loaded
+ * configuration (so same hops, names and TLS settings), same TLS need,
+ * and in reflect mode the same MTA.
+ */
+static void
+txn_pool_key(const struct txn *t, char *key, size_t keysz)
+{
+	const struct config *cfg = t->cfg;
+	int tls = cfg->tls.outbound == TLS_OUT_ALWAYS ||
+	    (cfg->tls.outbound == TLS_OUT_FOLLOW && t->tls_in);
+
+	snprintf(key, keysz, "%p|%d|%s", (const void *)cfg, tls,
+	    cfg->mode == MODE_REFLECT ? t->client_ip : "");
 }
 
 /* SIZE sent on: what the upstream announced plus the pass header. */
@@ -517,6 +548,27 @@ txn_abort(struct txn *t, int code, const char *enh, const char *text)
 void
 txn_quit(struct txn *t)
 {
+	char key[160];
+
+	if (t->out == NULL)
+		return;
+	/*
+	 * Idle and clean: the next inbound session may reuse it. Not with
+	 * MX lookup, where each session picks its host afresh so that load
+	 * spreads over hosts of equal preference and DNS changes apply.
+	 */
+	if (smtp_client_ready(t->out) && !t->open && !t->cfg->mx_lookup) {
+		txn_pool_key(t, key, sizeof(key));
+		pool_put(t->base, t->out, key, t->cfg->reuse_time);
+	} else
+		smtp_client_quit(t->out);	/* frees itself */
+	t->out = NULL;
+}
+
+/* The outbound session may be in an unknown state: never reuse it. */
+static void
+txn_drop(struct txn *t)
+{
 	if (t->out != NULL) {
 		smtp_client_quit(t->out);	/* frees itself */
 		t->out = NULL;
@@ -727,7 +779,7 @@ txn_client_cb(struct smtp_client *c, enum smtp_client_event ev,
 		 * relay: QUIT reuses the reply buffer r points into.)
 		 */
 		if (!ok)
-			txn_quit(t);
+			txn_drop(t);
 		return;
 	case TXN_RSET:
 		txn_judged_done(t, t->abort_code);
@@ -749,7 +801,7 @@ txn_client_cb(struct smtp_client *c, enum smtp_client_event ev,
 			    "reply=%d", t->redirect_to, r->code);
 			txn_end(t);
 			txn_judged_done(t, 451);
-			txn_quit(t);
+			txn_drop(t);
 			txn_reply(t, 451, "4.3.0",
 			    "Message could not be redirected, try again later");
 			return;

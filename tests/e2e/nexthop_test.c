@@ -205,6 +205,54 @@ START_TEST(test_data_refused_then_next_message)
 }
 END_TEST
 
+/*
+ * next_hop.reuse_time: a second inbound session right after the first
+ * reuses its idle next-hop session; with 0 it connects afresh.
+ */
+static void
+two_sessions(struct proxy *px, struct sink *s)
+{
+	struct cli_reply *rep;
+	struct cli *c;
+	int i;
+
+	for (i = 0; i < 2; i++) {
+		c = cli_open(px->port);
+		rep = cli_mail(c, "a@x", NULL, "b@y", h_msg("pooled"),
+		    strlen(h_msg("pooled")));
+		H_CHECK(rep->code == 250, "%d %s", rep->code, rep->text);
+		cli_quit(c);
+		proxy_wait_log(px, "event=disconnect");
+	}
+	H_CHECK(sink_count(s) == 2, "%zu at the sink", sink_count(s));
+}
+
+START_TEST(test_next_hop_session_reused)
+{
+	struct sink *s = sink_start(NULL, (char *)NULL);
+	struct proxy *px = proxy_start(h_yaml(&s->port, 1, ""));
+
+	two_sessions(px, s);
+	H_CHECK(strstr(proc_output(px->proc, H_STDERR, NULL),
+	    "event=nexthop-reused") != NULL, "no event=nexthop-reused logged");
+	H_CHECK(sink_events(s, "event=connect") == 1, "%zu connections to the "
+	    "next hop, want 1", sink_events(s, "event=connect"));
+}
+END_TEST
+
+START_TEST(test_next_hop_reuse_off)
+{
+	struct sink *s = sink_start(NULL, (char *)NULL);
+	struct proxy *px = proxy_start(h_strf("listen: \"127.0.0.1:0\"\n"
+	    "next_hop:\n  hosts: [\"127.0.0.1:%d\"]\n  reuse_time: 0\n",
+	    s->port));
+
+	two_sessions(px, s);
+	H_CHECK(sink_events(s, "event=connect") == 2, "%zu connections to the "
+	    "next hop, want 2", sink_events(s, "event=connect"));
+}
+END_TEST
+
 /* The next hop's refusals are not the client's errors (limits.max_errors). */
 START_TEST(test_refused_recipients_not_errors)
 {
@@ -276,6 +324,8 @@ main(void)
 	tcase_add_test(tc, test_dot_rejected_relayed);
 	tcase_add_test(tc, test_data_refused_then_next_message);
 	tcase_add_test(tc, test_refused_recipients_not_errors);
+	tcase_add_test(tc, test_next_hop_session_reused);
+	tcase_add_test(tc, test_next_hop_reuse_off);
 	suite_add_tcase(s, tc);
 	return h_run(s);
 }
