@@ -566,7 +566,7 @@ dns_ttl(uint32_t t)
  * negative set, min(SOA TTL, SOA MINIMUM) from the authority section.
  * 0 when there is none or the message does not parse.
  */
-static uint32_t
+uint32_t
 dns_mx_ttl(const unsigned char *m, size_t len, int negative)
 {
 	size_t off = DNS_HDR_LEN, i, an, ns, rdlen;

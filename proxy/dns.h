@@ -99,6 +99,13 @@ struct dns_query *dns_lookup_mx(struct dns *, const char *domain,
  * the callback is then never called.
  */
 
+/*
+ * The TTL dns_lookup_mx reports, from a raw answer: the smallest MX TTL,
+ * or with negative set the SOA's negative-caching TTL. 0 when none or the
+ * message does not parse. Exposed for the fuzz target.
+ */
+uint32_t	 dns_mx_ttl(const unsigned char *, size_t, int negative);
+
 /* After this the callback is never called. Safe from inside callbacks. */
 void		 dns_cancel(struct dns_query *);
 const char	*dns_strstatus(int status);

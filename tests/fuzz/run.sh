@@ -36,6 +36,7 @@ max_len() {
 	config)		echo 8192 ;;
 	message)	echo 8192 ;;
 	session)	echo 8192 ;;	# a whole client conversation
+	dns)		echo 1500 ;;	# one UDP answer
 	*)		echo 4096 ;;
 	esac
 }
