@@ -403,6 +403,13 @@ dns_addr_add(struct dns_addrs *a, const struct sockaddr *sa, size_t salen)
 		((struct sockaddr_in6 *)ss)->sin6_port = 0;
 }
 
+/* RFC 2181 section 8: a TTL with the top bit set counts as 0. */
+static uint32_t
+dns_ttl(uint32_t t)
+{
+	return t > INT32_MAX ? 0 : t;
+}
+
 /* Fill q->addrs from c-ares' list, preferred family first. */
 static int
 dns_addrs_collect(struct dns_query *q, const struct ares_addrinfo *ai)
@@ -431,6 +438,9 @@ dns_addrs_collect(struct dns_query *q, const struct ares_addrinfo *ai)
 			    (size_t)nd->ai_addrlen < want)
 				continue;
 			dns_addr_add(&q->addrs, nd->ai_addr, want);
+			if (nd->ai_ttl >= 0 && (q->addrs.ttl == 0 ||
+			    (uint32_t)nd->ai_ttl < q->addrs.ttl))
+				q->addrs.ttl = dns_ttl((uint32_t)nd->ai_ttl);
 		}
 	}
 	return q->addrs.n > 0 ? DNS_OK : DNS_NODATA;
@@ -552,13 +562,6 @@ dns_skip_name(const unsigned char *m, size_t len, size_t off)
 		off += 1 + (size_t)l;
 	}
 	return 0;
-}
-
-/* RFC 2181 section 8: a TTL with the top bit set counts as 0. */
-static uint32_t
-dns_ttl(uint32_t t)
-{
-	return t > INT32_MAX ? 0 : t;
 }
 
 /*

@@ -68,6 +68,7 @@ size_t		 dns_pending(const struct dns *);
 struct dns_addrs {
 	size_t			 n;
 	struct sockaddr_storage	*addrs;
+	uint32_t		 ttl;	/* smallest TTL of the records; 0 for literals */
 };
 typedef void dns_addrs_cb(void *arg, int status, const struct dns_addrs *);
 struct dns_query *dns_lookup_addrs(struct dns *, const char *name,

@@ -69,6 +69,68 @@ struct nexthop_cache_entry {
 
 static struct nexthop_cache_entry nexthop_cache[NEXTHOP_CACHE_MAX];
 
+/* Addresses of next-hop names, cached the same way (for their TTL). */
+struct nexthop_acache_entry {
+	char			 host[NETADDR_HOST_MAX + 1];
+	struct sockaddr_storage	*addrs;
+	size_t			 n;
+	time_t			 expires;
+	time_t			 added;
+};
+
+static struct nexthop_acache_entry nexthop_acache[NEXTHOP_CACHE_MAX];
+
+static const struct nexthop_acache_entry *
+nexthop_acache_get(const char *host)
+{
+	time_t now = time(NULL);
+
+	for (size_t i = 0; i < NEXTHOP_CACHE_MAX; i++) {
+		struct nexthop_acache_entry *e = &nexthop_acache[i];
+
+		if (e->host[0] == '\0' || strcasecmp(e->host, host) != 0)
+			continue;
+		if (e->expires > now)
+			return e;
+		free(e->addrs);
+		memset(e, 0, sizeof(*e));
+		return NULL;
+	}
+	return NULL;
+}
+
+static void
+nexthop_acache_put(const char *host, const struct dns_addrs *res)
+{
+	struct nexthop_acache_entry *e = NULL;
+	time_t now = time(NULL);
+	uint32_t ttl = res->ttl > NEXTHOP_CACHE_TTL_MAX ?
+	    NEXTHOP_CACHE_TTL_MAX : res->ttl;
+
+	if (ttl == 0 || res->n == 0 || strlen(host) > NETADDR_HOST_MAX)
+		return;
+	for (size_t i = 0; i < NEXTHOP_CACHE_MAX; i++) {
+		struct nexthop_acache_entry *c = &nexthop_acache[i];
+
+		if (c->host[0] == '\0' || c->expires <= now ||
+		    strcasecmp(c->host, host) == 0) {
+			e = c;
+			break;
+		}
+		if (e == NULL || c->added < e->added)
+			e = c;
+	}
+	free(e->addrs);
+	memset(e, 0, sizeof(*e));
+	if ((e->addrs = calloc(res->n, sizeof(*e->addrs))) == NULL)
+		return;
+	memcpy(e->addrs, res->addrs, res->n * sizeof(*e->addrs));
+	snprintf(e->host, sizeof(e->host), "%s", host);
+	e->n = res->n;
+	e->added = now;
+	e->expires = now + (time_t)ttl;
+}
+
 static void
 nexthop_cache_drop(struct nexthop_cache_entry *e)
 {
@@ -132,8 +194,11 @@ nexthop_cache_put(const char *domain, int status, const struct dns_mx *mx,
 void
 nexthop_cache_clear(void)
 {
-	for (size_t i = 0; i < NEXTHOP_CACHE_MAX; i++)
+	for (size_t i = 0; i < NEXTHOP_CACHE_MAX; i++) {
 		nexthop_cache_drop(&nexthop_cache[i]);
+		free(nexthop_acache[i].addrs);
+		memset(&nexthop_acache[i], 0, sizeof(nexthop_acache[i]));
+	}
 }
 
 static int
@@ -338,6 +403,7 @@ nexthop_resolved(void *arg, int status, const struct dns_addrs *res)
 	    (it->addrs = calloc(res->n, sizeof(*it->addrs))) != NULL) {
 		memcpy(it->addrs, res->addrs, res->n * sizeof(*it->addrs));
 		it->naddrs = res->n;
+		nexthop_acache_put(t->host, res);
 	} else {
 		if (status == DNS_TEMPFAIL || status == DNS_CANCELLED)
 			it->tempfail = 1;
@@ -390,6 +456,20 @@ nexthop_iter_next(struct nexthop_iter *it, struct sockaddr_storage *ss,
 				nexthop_label(t, (struct sockaddr *)ss, label,
 				    labelsz);
 				return NEXTHOP_ADDR;
+			}
+			{
+				const struct nexthop_acache_entry *e =
+				    nexthop_acache_get(t->host);
+
+				if (e != NULL && (it->addrs = calloc(e->n,
+				    sizeof(*it->addrs))) != NULL) {
+					memcpy(it->addrs, e->addrs,
+					    e->n * sizeof(*it->addrs));
+					it->naddrs = e->n;
+					it->nextaddr = 0;
+					it->resolved = 1;
+					continue;
+				}
 			}
 			it->query = dns_lookup_addrs(it->dns, t->host,
 			    nexthop_resolved, it);

@@ -418,6 +418,10 @@ START_TEST(test_mx_equal_preference_spreads)
 	dnsd_sync(d);
 	H_CHECK(dnsd_count(d, "qtype=MX ", NULL) == 1, "%zu MX queries",
 	    dnsd_count(d, "qtype=MX ", NULL));
+	/* The hosts' addresses are cached for their TTL too. */
+	H_CHECK(dnsd_count(d, "qname=mx1.example.test ", "qtype=A ") == 1,
+	    "%zu A queries for mx1", dnsd_count(d, "qname=mx1.example.test ",
+	    "qtype=A "));
 }
 END_TEST
 
