@@ -9,6 +9,7 @@
  * reported in MB/s (1 MB = 2^20 bytes), with the match count as a
  * sanity check. Prints numbers only: it never passes or fails on speed.
  */
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -79,9 +80,27 @@ luhn_fix(char *d, size_t n)
 	d[n - 1] = (char)('0' + (10 - sum % 10) % 10);
 }
 
-/* One "number" token into out; returns its length. */
+/* snprintf into out; the length written (a cut token is still a token). */
+static size_t bench_put(char *, size_t, const char *, ...)
+    __attribute__((format(printf, 3, 4)));
+
 static size_t
-bench_number(char *out)
+bench_put(char *out, size_t outsz, const char *fmt, ...)
+{
+	va_list ap;
+	int r;
+
+	va_start(ap, fmt);
+	r = vsnprintf(out, outsz, fmt, ap);
+	va_end(ap);
+	if (r < 0)
+		return 0;
+	return (size_t)r >= outsz ? outsz - 1 : (size_t)r;
+}
+
+/* One "number" token into out (outsz >= 20); returns its length. */
+static size_t
+bench_number(char *out, size_t outsz)
 {
 	static const char *const ibans[] = {
 		"DE89 3704 0044 0532 0130 00", "GB29NWBK60161331926819",
@@ -92,18 +111,18 @@ bench_number(char *out)
 	int kind = (int)bench_below(100);
 
 	if (kind < 30)		/* a date */
-		return (size_t)sprintf(out, "2026-%02zu-%02zu",
+		return bench_put(out, outsz, "2026-%02zu-%02zu",
 		    1 + bench_below(12), 1 + bench_below(28));
 	if (kind < 50)		/* a price */
-		return (size_t)sprintf(out, "$%zu,%03zu.%02zu",
+		return bench_put(out, outsz, "$%zu,%03zu.%02zu",
 		    bench_below(100), bench_below(1000), bench_below(100));
 	if (kind < 65)		/* a phone number */
-		return (size_t)sprintf(out, "555-%03zu-%04zu",
+		return bench_put(out, outsz, "555-%03zu-%04zu",
 		    bench_below(1000), bench_below(10000));
 	if (kind < 77)		/* an order number */
-		return (size_t)sprintf(out, "#%zu", bench_below(10000000));
+		return bench_put(out, outsz, "#%zu", bench_below(10000000));
 	if (kind < 80)		/* an address */
-		return (size_t)sprintf(out, "%s.%s@%s.example.com",
+		return bench_put(out, outsz, "%s.%s@%s.example.com",
 		    words[bench_below(NWORDS)], words[bench_below(NWORDS)],
 		    words[bench_below(NWORDS)]);
 	if (kind < 88) {	/* a 16-digit number, a card one time in two */
@@ -120,9 +139,10 @@ bench_number(char *out)
 		return k;
 	}
 	if (kind < 95)		/* an SSN, or something shaped like one */
-		return (size_t)sprintf(out, "%03zu-%02zu-%04zu",
+		return bench_put(out, outsz, "%03zu-%02zu-%04zu",
 		    bench_below(1000), bench_below(100), bench_below(10000));
-	k = strlen(ibans[kind % 4]);
+	if ((k = strlen(ibans[kind % 4])) >= outsz)
+		k = outsz - 1;
 	memcpy(out, ibans[kind % 4], k);
 	return k;
 }
@@ -140,7 +160,7 @@ bench_corpus(size_t size)
 	}
 	while (len < size) {
 		if (bench_below(40) == 0)
-			n = bench_number(tok);
+			n = bench_number(tok, sizeof(tok));
 		else {
 			w = words[bench_below(NWORDS)];
 			n = strlen(w);

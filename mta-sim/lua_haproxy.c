@@ -40,6 +40,7 @@
 #include <lauxlib.h>
 
 #include "buf.h"
+#include "lua_child.h"
 #include "lua_sim.h"
 #include "proc.h"
 #include "runner.h"
@@ -59,68 +60,19 @@ static const char *const lua_haproxy_paths[] = { "/usr/sbin/haproxy",
 static const char *const lua_haproxy_balances[] = { "roundrobin",
     "leastconn", "source", "first", NULL };
 
-enum lua_haproxy_state {
-	HAPROXY_STOPPED,
-	HAPROXY_STARTING,	/* started, its socket not listening yet */
-	HAPROXY_RUNNING,
-	HAPROXY_STOPPING	/* we sent a signal and expect it to exit */
-};
-
 struct lua_haproxy {
-	unsigned long		 gen;
-	enum lua_haproxy_state	 state;
-	struct proc		*proc;
+	struct lua_child	 c;		/* first: see lua_child.h */
 	struct event		*poll;
-	int			 exited;
-	int			 status;
-	char			 name[64];
 	char			 ip[64];
 	int			 port;
 	char			 prog[PATH_MAX];
 	char			 config[PATH_MAX];
-	char			 logpath[PATH_MAX];
-	FILE			*log;
-	char		       **lines;
-	size_t			 nlines, cap;
-};
-
-static const char *const lua_haproxy_states[] = {
-	"stopped", "starting", "running", "stopping"
 };
 
 static struct lua_haproxy *
 lua_haproxy_check(lua_State *L, int idx)
 {
-	struct lua_haproxy *h = luaL_checkudata(L, idx, LUA_HAPROXY_MT);
-
-	runner_check_gen(L, h->gen, "this load balancer");
-	return h;
-}
-
-static void
-lua_haproxy_strstatus(int status, char *dst, size_t dstsz)
-{
-	if (WIFEXITED(status))
-		snprintf(dst, dstsz, "exit status %d", WEXITSTATUS(status));
-	else if (WIFSIGNALED(status))
-		snprintf(dst, dstsz, "killed by %s", strsignal(WTERMSIG(status)));
-	else
-		snprintf(dst, dstsz, "status 0x%x", (unsigned)status);
-}
-
-static void
-lua_haproxy_attach(const struct lua_haproxy *h)
-{
-	struct buf b = BUF_INIT;
-	char title[128];
-	size_t i = h->nlines > LUA_HAPROXY_TAIL ?
-	    h->nlines - LUA_HAPROXY_TAIL : 0;
-
-	for (; i < h->nlines; i++)
-		buf_appendf(&b, "%s\n", h->lines[i]);
-	snprintf(title, sizeof(title), "haproxy %s: last log lines", h->name);
-	runner_attach(title, b.len > 0 ? buf_cstr(&b) : "(no output)");
-	buf_free(&b);
+	return (struct lua_haproxy *)lua_child_check(L, idx, LUA_HAPROXY_MT);
 }
 
 /* ---- readiness ------------------------------------------------------------ */
@@ -160,10 +112,10 @@ lua_haproxy_poll_cb(evutil_socket_t fd, short what, void *arg)
 	struct lua_haproxy *h = arg;
 	struct timeval tv = { 0, LUA_HAPROXY_POLL_MS * 1000 };
 
-	if (h->state != HAPROXY_STARTING)
+	if (h->c.state != CHILD_STARTING)
 		return;
 	if (lua_haproxy_listening(h->ip, h->port)) {
-		h->state = HAPROXY_RUNNING;
+		h->c.state = CHILD_RUNNING;
 		runner_poke();
 		return;
 	}
@@ -177,28 +129,9 @@ lua_haproxy_line(void *arg, enum proc_stream which, const char *line,
     size_t len)
 {
 	struct lua_haproxy *h = arg;
-	char **v, *copy;
 
-	if (h->log != NULL) {
-		fwrite(line, 1, len, h->log);
-		fputc('\n', h->log);
-	}
-	if (runner_verbose())
-		fprintf(stderr, "[%s] %.*s\n", h->name, (int)len, line);
-	if (h->nlines >= LUA_HAPROXY_LINES_MAX)
-		return;
-	if (h->nlines == h->cap) {
-		size_t cap = h->cap ? h->cap * 2 : 64;
-
-		if ((v = realloc(h->lines, cap * sizeof(*v))) == NULL)
-			return;
-		h->lines = v;
-		h->cap = cap;
-	}
-	if ((copy = strndup(line, len)) == NULL)
-		return;
-	h->lines[h->nlines++] = copy;
-	runner_poke();
+	if (lua_child_add_line(&h->c, line, len) != NULL)
+		runner_poke();
 }
 
 static void
@@ -207,19 +140,14 @@ lua_haproxy_exit(void *arg, int status)
 	struct lua_haproxy *h = arg;
 	char how[64];
 
-	h->proc = NULL;
-	h->exited = 1;
-	h->status = status;
-	if (h->state == HAPROXY_RUNNING) {
-		lua_haproxy_strstatus(status, how, sizeof(how));
-		runner_fail("haproxy %s exited unexpectedly (%s)", h->name, how);
-		lua_haproxy_attach(h);
+	lua_child_exited(&h->c, status, how, sizeof(how));
+	if (h->c.state == CHILD_RUNNING) {
+		runner_fail("haproxy %s exited unexpectedly (%s)", h->c.name,
+		    how);
+		lua_child_attach_tail(&h->c);
 	}
 	/* STARTING: the wait reports it; STOPPING: asked for. */
-	h->state = HAPROXY_STOPPED;
-	if (h->log != NULL)
-		fflush(h->log);
-	runner_poke();
+	lua_child_stopped(&h->c);
 }
 
 static void
@@ -234,71 +162,40 @@ lua_haproxy_spawn(lua_State *L, struct lua_haproxy *h)
 	argv[2] = h->config;
 	argv[3] = (char *)"-db";	/* foreground, no daemon */
 	argv[4] = NULL;
-	h->exited = 0;
-	h->state = HAPROXY_STARTING;
-	h->proc = proc_start(runner_base(), argv, lua_haproxy_line,
-	    lua_haproxy_exit, h, err, sizeof(err));
-	if (h->proc == NULL) {
-		h->state = HAPROXY_STOPPED;
-		luaL_error(L, "haproxy %s: %s", h->name, err);
-	}
+	if (lua_child_spawn(&h->c, argv, lua_haproxy_line, lua_haproxy_exit,
+	    h, err, sizeof(err)) == -1)
+		luaL_error(L, "haproxy %s: %s", h->c.name, err);
 	evtimer_add(h->poll, &tv);
 }
 
 enum lua_haproxy_until { UNTIL_LISTENING, UNTIL_EXITED };
 
-struct lua_haproxy_wait {
-	struct lua_haproxy		*h;
-	enum lua_haproxy_until		 until;
-	int				 obj_ref;
-};
-
-static void
-lua_haproxy_wait_free(void *arg)
-{
-	struct lua_haproxy_wait *w = arg;
-
-	luaL_unref(runner_lua(), LUA_REGISTRYINDEX, w->obj_ref);
-	free(w);
-}
-
 static int
 lua_haproxy_ready(lua_State *co, void *arg, int expired)
 {
-	struct lua_haproxy_wait *w = arg;
-	struct lua_haproxy *h = w->h;
+	struct lua_child_wait *w = arg;
+	struct lua_haproxy *h = (struct lua_haproxy *)w->c;
 	lua_State *L = runner_lua();
 	char how[64];
 
-	if (w->until == UNTIL_EXITED) {
-		if (h->exited) {
-			lua_pushinteger(co, WIFEXITED(h->status) ?
-			    WEXITSTATUS(h->status) : 128 + WTERMSIG(h->status));
-			return 1;
-		}
-		if (!expired)
-			return RUNNER_NOT_YET;
-		lua_pushnil(co);
-		lua_pushfstring(co, "timeout: haproxy %s has not exited",
-		    h->name);
-		return 2;
-	}
-	if (h->state == HAPROXY_RUNNING) {
-		lua_rawgeti(L, LUA_REGISTRYINDEX, w->obj_ref);
+	if (w->until == UNTIL_EXITED)
+		return lua_child_ready_exited(co, &h->c, expired);
+	if (h->c.state == CHILD_RUNNING) {
+		lua_child_push_object(L, w);
 		lua_xmove(L, co, 1);
 		return 1;
 	}
-	if (!h->exited && !expired)
+	if (!h->c.exited && !expired)
 		return RUNNER_NOT_YET;
-	lua_haproxy_attach(h);
-	if (h->exited) {
-		lua_haproxy_strstatus(h->status, how, sizeof(how));
+	lua_child_attach_tail(&h->c);
+	if (h->c.exited) {
+		lua_child_strstatus(h->c.status, how, sizeof(how));
 		lua_pushfstring(co, "haproxy %s did not start (%s); its "
-		    "configuration is %s", h->name, how, h->config);
+		    "configuration is %s", h->c.name, how, h->config);
 	} else {
-		h->state = HAPROXY_STOPPING;	/* teardown reaps it */
+		h->c.state = CHILD_STOPPING;	/* teardown reaps it */
 		lua_pushfstring(co, "haproxy %s is not listening on %s:%d "
-		    "in time", h->name, h->ip, h->port);
+		    "in time", h->c.name, h->ip, h->port);
 	}
 	return RUNNER_RAISE;
 }
@@ -308,26 +205,8 @@ static int
 lua_haproxy_wait(lua_State *L, struct lua_haproxy *h,
     enum lua_haproxy_until until, double seconds)
 {
-	struct lua_haproxy_wait *hw;
-	struct runner_wait w;
-	char what[160];
-
-	if ((hw = calloc(1, sizeof(*hw))) == NULL)
-		return luaL_error(L, "out of memory");
-	hw->h = h;
-	hw->until = until;
-	lua_pushvalue(L, 1);
-	hw->obj_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-	memset(&w, 0, sizeof(w));
-	w.ready = lua_haproxy_ready;
-	w.arg = hw;
-	w.free_arg = lua_haproxy_wait_free;
-	w.seconds = seconds;
-	snprintf(what, sizeof(what), "haproxy %s to %s", h->name,
+	return lua_child_wait(L, &h->c, lua_haproxy_ready, until, 0, seconds,
 	    until == UNTIL_LISTENING ? "listen" : "exit");
-	w.what = what;
-	lua_settop(L, 1);
-	return runner_wait(L, &w);
 }
 
 static void
@@ -337,38 +216,18 @@ lua_haproxy_cleanup(void *arg)
 
 	if (h->poll != NULL)
 		evtimer_del(h->poll);
-	if (h->proc != NULL) {
-		h->state = HAPROXY_STOPPING;
-		proc_signal(h->proc, SIGTERM);
-	}
-	if (runner_failed() && h->nlines > 0)
-		lua_haproxy_attach(h);
+	lua_child_cleanup(&h->c);
 }
 
 static int
 lua_haproxy_gc(lua_State *L)
 {
 	struct lua_haproxy *h = luaL_checkudata(L, 1, LUA_HAPROXY_MT);
-	size_t i;
 
-	if (h->proc != NULL) {
-		/* Not torn down (the runner is exiting): let proc.c reap it. */
-		proc_detach(h->proc);
-		proc_signal(h->proc, SIGKILL);
-		h->proc = NULL;
-	}
+	lua_child_free(&h->c, SIGKILL);
 	if (h->poll != NULL) {
 		event_free(h->poll);
 		h->poll = NULL;
-	}
-	for (i = 0; i < h->nlines; i++)
-		free(h->lines[i]);
-	free(h->lines);
-	h->lines = NULL;
-	h->nlines = h->cap = 0;
-	if (h->log != NULL) {
-		fclose(h->log);
-		h->log = NULL;
 	}
 	return 0;
 }
@@ -471,7 +330,7 @@ lua_haproxy_write_config(lua_State *L, struct lua_haproxy *h, int opts)
 	    "listen %s\n"
 	    "\tbind %s:%d\n"
 	    "\tbalance %s\n"
-	    "\tsource %s\n", h->name, h->name, h->ip, h->port, balance, source);
+	    "\tsource %s\n", h->c.name, h->c.name, h->ip, h->port, balance, source);
 
 	lua_getfield(L, opts, "backends");
 	backends = lua_gettop(L);
@@ -534,14 +393,9 @@ static int
 lua_haproxy_stop(lua_State *L)
 {
 	struct lua_haproxy *h = lua_haproxy_check(L, 1);
-	double seconds = luaL_optnumber(L, 2, LUA_HAPROXY_STOP_WAIT);
 
-	runner_check_wait(L, "lb:stop");
-	if (h->proc == NULL)
-		return luaL_error(L, "haproxy %s is not running", h->name);
-	h->state = HAPROXY_STOPPING;
-	proc_signal(h->proc, SIGTERM);
-	return lua_haproxy_wait(L, h, UNTIL_EXITED, seconds);
+	return lua_child_stop(L, &h->c, SIGTERM, luaL_optnumber(L, 2,
+	    LUA_HAPROXY_STOP_WAIT), lua_haproxy_ready, UNTIL_EXITED, "lb:stop");
 }
 
 /* lb:start([seconds]): again, on the same address, after a stop. */
@@ -552,84 +406,28 @@ lua_haproxy_start(lua_State *L)
 	double seconds = luaL_optnumber(L, 2, LUA_HAPROXY_WAIT);
 
 	runner_check_wait(L, "lb:start");
-	if (h->proc != NULL)
-		return luaL_error(L, "haproxy %s is running", h->name);
+	if (h->c.proc != NULL)
+		return luaL_error(L, "haproxy %s is running", h->c.name);
 	lua_haproxy_spawn(L, h);
 	return lua_haproxy_wait(L, h, UNTIL_LISTENING, seconds);
-}
-
-static int
-lua_haproxy_running(lua_State *L)
-{
-	lua_pushboolean(L, lua_haproxy_check(L, 1)->state == HAPROXY_RUNNING);
-	return 1;
-}
-
-static int
-lua_haproxy_log(lua_State *L)
-{
-	struct lua_haproxy *h = lua_haproxy_check(L, 1);
-	size_t i;
-
-	lua_createtable(L, (int)h->nlines, 0);
-	for (i = 0; i < h->nlines; i++) {
-		lua_pushstring(L, h->lines[i]);
-		lua_rawseti(L, -2, (lua_Integer)i + 1);
-	}
-	return 1;
-}
-
-/* lb:log_count(text): log lines containing text (plain). */
-static int
-lua_haproxy_log_count(lua_State *L)
-{
-	struct lua_haproxy *h = lua_haproxy_check(L, 1);
-	const char *text = luaL_checkstring(L, 2);
-	lua_Integer n = 0;
-	size_t i;
-
-	for (i = 0; i < h->nlines; i++)
-		if (strstr(h->lines[i], text) != NULL)
-			n++;
-	lua_pushinteger(L, n);
-	return 1;
 }
 
 static const luaL_Reg lua_haproxy_methods[] = {
 	{ "stop",	lua_haproxy_stop },
 	{ "start",	lua_haproxy_start },
-	{ "running",	lua_haproxy_running },
-	{ "log",	lua_haproxy_log },
-	{ "log_count",	lua_haproxy_log_count },
 	{ NULL,		NULL }
 };
+
+static const char *const lua_haproxy_shared[] = { "running", "log",
+    "log_count", NULL };
 
 static int
 lua_haproxy_index(lua_State *L)
 {
 	struct lua_haproxy *h = luaL_checkudata(L, 1, LUA_HAPROXY_MT);
-	const char *k = luaL_checkstring(L, 2);
 
-	if (luaL_getmetafield(L, 1, "methods") != LUA_TNIL) {
-		if (lua_getfield(L, -1, k) != LUA_TNIL)
-			return 1;
-		lua_pop(L, 2);
-	}
-	if (strcmp(k, "state") == 0) {
-		lua_pushstring(L, lua_haproxy_states[h->state]);
-		return 1;
-	}
-	if (strcmp(k, "pid") == 0) {
-		if (h->proc != NULL)
-			lua_pushinteger(L, (lua_Integer)proc_pid(h->proc));
-		else
-			lua_pushnil(L);
-		return 1;
-	}
-	lua_getiuservalue(L, 1, 1);
-	if (lua_getfield(L, -1, k) != LUA_TNIL)
-		return 1;
-	return luaL_error(L, "haproxy has no field '%s'", k);
+	return lua_child_index(L, &h->c, h->c.proc != NULL ?
+	    (long)proc_pid(h->c.proc) : 0, NULL);
 }
 
 static int
@@ -637,8 +435,8 @@ lua_haproxy_tostring(lua_State *L)
 {
 	struct lua_haproxy *h = luaL_checkudata(L, 1, LUA_HAPROXY_MT);
 
-	lua_pushfstring(L, "haproxy %s (%s:%d, %s)", h->name, h->ip, h->port,
-	    lua_haproxy_states[h->state]);
+	lua_pushfstring(L, "haproxy %s (%s:%d, %s)", h->c.name, h->ip, h->port,
+	    lua_child_states[h->c.state]);
 	return 1;
 }
 
@@ -646,21 +444,9 @@ lua_haproxy_tostring(lua_State *L)
 static void
 lua_haproxy_metatable(lua_State *L)
 {
-	if (!luaL_newmetatable(L, LUA_HAPROXY_MT)) {
-		lua_pop(L, 1);
-		return;
-	}
-	luaL_newlib(L, lua_haproxy_methods);
-	lua_setfield(L, -2, "methods");
-	lua_pushcfunction(L, lua_haproxy_index);
-	lua_setfield(L, -2, "__index");
-	lua_pushcfunction(L, lua_haproxy_gc);
-	lua_setfield(L, -2, "__gc");
-	lua_pushcfunction(L, lua_haproxy_tostring);
-	lua_setfield(L, -2, "__tostring");
-	lua_pushliteral(L, "sim.haproxy");
-	lua_setfield(L, -2, "__metatable");
-	lua_pop(L, 1);
+	lua_child_metatable(L, LUA_HAPROXY_MT, lua_haproxy_methods,
+	    lua_haproxy_shared, lua_haproxy_index, lua_haproxy_gc,
+	    lua_haproxy_tostring);
 }
 
 /*
@@ -723,8 +509,8 @@ lua_haproxy_new(lua_State *L)
 	obj = lua_gettop(L);
 	lua_newtable(L);
 	lua_setiuservalue(L, obj, 1);
-	h->gen = runner_gen();
-	snprintf(h->name, sizeof(h->name), "%s", name);
+	lua_child_init(&h->c, "haproxy", "this load balancer", name,
+	    LUA_HAPROXY_LINES_MAX, LUA_HAPROXY_TAIL);
 	snprintf(h->prog, sizeof(h->prog), "%s", prog);
 	r = snprintf(h->ip, sizeof(h->ip), "%s", ip);
 	{
@@ -738,16 +524,16 @@ lua_haproxy_new(lua_State *L)
 	h->port = (int)lua_sim_opt_number(L, 2, "port", LUA_HAPROXY_PORT, 1,
 	    65535, "t:haproxy");
 	r = snprintf(h->config, sizeof(h->config), "%s/%s.haproxy.cfg",
-	    runner_dir(), h->name);
+	    runner_dir(), h->c.name);
 	if (r < 0 || (size_t)r >= sizeof(h->config))
 		return luaL_error(L, "t:haproxy: path too long");
-	snprintf(h->logpath, sizeof(h->logpath), "%s/%s.log", runner_dir(),
-	    h->name);
+	snprintf(h->c.logpath, sizeof(h->c.logpath), "%s/%s.log", runner_dir(),
+	    h->c.name);
 	if ((h->poll = evtimer_new(runner_base(), lua_haproxy_poll_cb,
 	    h)) == NULL)
 		return luaL_error(L, "out of memory");
 	lua_haproxy_write_config(L, h, 2);
-	h->log = fopen(h->logpath, "ae");
+	lua_child_open_log(&h->c);
 	runner_own(L, obj, lua_haproxy_cleanup, h);
 
 	lua_getiuservalue(L, obj, 1);
@@ -755,7 +541,7 @@ lua_haproxy_new(lua_State *L)
 	lua_pushvalue(L, -1);
 	lua_setfield(L, -3, "addr");
 	lua_pop(L, 1);
-	lua_pushstring(L, h->name);
+	lua_pushstring(L, h->c.name);
 	lua_setfield(L, -2, "name");
 	lua_pushstring(L, h->ip);
 	lua_setfield(L, -2, "ip");
@@ -763,7 +549,7 @@ lua_haproxy_new(lua_State *L)
 	lua_setfield(L, -2, "port");
 	lua_pushstring(L, h->config);
 	lua_setfield(L, -2, "config");
-	lua_pushstring(L, h->logpath);
+	lua_pushstring(L, h->c.logpath);
 	lua_setfield(L, -2, "log_file");
 	lua_pop(L, 1);
 

@@ -55,6 +55,7 @@
 #include <lauxlib.h>
 
 #include "buf.h"
+#include "lua_child.h"
 #include "lua_sim.h"
 #include "proc.h"
 #include "runner.h"
@@ -67,19 +68,6 @@
 #define LUA_POSTFIX_LINES_MAX	200000
 #define LUA_POSTFIX_CMD_MAX	(4 * 1024 * 1024)
 #define LUA_POSTFIX_MAXPORTS	8
-
-enum lua_postfix_state {
-	POSTFIX_STOPPED,
-	POSTFIX_CHECKING,	/* postfix check is running */
-	POSTFIX_STARTING,	/* master runs; no "daemon started" yet */
-	POSTFIX_RUNNING,
-	POSTFIX_STOPPING,	/* we sent SIGTERM and expect the exit */
-	POSTFIX_FAILED		/* it did not start; error says why */
-};
-
-static const char *const lua_postfix_states[] = {
-	"stopped", "checking", "starting", "running", "stopping", "failed"
-};
 
 /* A helper command: postfix check, postqueue -f, postqueue -j. */
 struct lua_postfix_cmd {
@@ -97,15 +85,12 @@ struct lua_postfix_ids {
 	size_t		  n, cap;
 };
 
+/* c.proc is the guard shell around master (lua_postfix_guard). */
 struct lua_postfix {
-	unsigned long		 gen;
-	enum lua_postfix_state	 state;
-	int			 teardown;
-	struct proc		*master;	/* the guard shell around master */
+	struct lua_child	 c;		/* first: see lua_child.h */
 	long			 master_pid;	/* from its "daemon started" line */
 	struct lua_postfix_cmd	 cmd;
 	char			 error[4096];	/* why it did not start */
-	char			 name[48];
 	char			 ip[64];
 	int			 port;
 	char			 addr[96];
@@ -113,12 +98,6 @@ struct lua_postfix {
 	char			 etc[PATH_MAX];
 	char			 queue[PATH_MAX];
 	char			 data[PATH_MAX];
-	char			 logpath[PATH_MAX];
-	FILE			*log;
-	char		       **lines;
-	size_t			 nlines, cap;
-	size_t			 cursor;	/* wait_log looks from here */
-	size_t			 start_line;	/* first line of this start */
 	struct lua_postfix_ids	 active;	/* seen by qmgr, not yet removed */
 };
 
@@ -157,10 +136,7 @@ lua_postfix_fmt(char *dst, size_t dstsz, const char *fmt, ...)
 static struct lua_postfix *
 lua_postfix_check(lua_State *L, int idx)
 {
-	struct lua_postfix *p = luaL_checkudata(L, idx, LUA_POSTFIX_MT);
-
-	runner_check_gen(L, p->gen, "this postfix");
-	return p;
+	return (struct lua_postfix *)lua_child_check(L, idx, LUA_POSTFIX_MT);
 }
 
 /* ---- finding Postfix ----------------------------------------------------- */
@@ -287,70 +263,6 @@ lua_postfix_version(lua_State *L)
 
 /* ---- log lines ----------------------------------------------------------- */
 
-static void
-lua_postfix_add_line(struct lua_postfix *p, const char *line, size_t len)
-{
-	char **v, *copy;
-
-	if (p->log != NULL) {
-		fwrite(line, 1, len, p->log);
-		fputc('\n', p->log);
-		fflush(p->log);
-	}
-	if (runner_verbose())
-		fprintf(stderr, "[%s] %.*s\n", p->name, (int)len, line);
-	if (p->nlines >= LUA_POSTFIX_LINES_MAX)
-		return;
-	if (p->nlines == p->cap) {
-		size_t cap = p->cap ? p->cap * 2 : 128;
-
-		if ((v = realloc(p->lines, cap * sizeof(*v))) == NULL)
-			return;
-		p->lines = v;
-		p->cap = cap;
-	}
-	if ((copy = strndup(line, len)) == NULL)
-		return;
-	p->lines[p->nlines++] = copy;
-}
-
-static char *
-lua_postfix_tail(const struct lua_postfix *p, size_t n, size_t from)
-{
-	struct buf b = BUF_INIT;
-	size_t i = p->nlines > n ? p->nlines - n : 0;
-
-	if (i < from)
-		i = from;
-	for (; i < p->nlines; i++)
-		buf_appendf(&b, "%s\n", p->lines[i]);
-	if (b.len == 0)
-		buf_appends(&b, "(no output)");
-	return buf_cstr(&b);
-}
-
-static void
-lua_postfix_attach_tail(const struct lua_postfix *p)
-{
-	char title[128], *tail = lua_postfix_tail(p, LUA_POSTFIX_TAIL, 0);
-
-	lua_postfix_fmt(title, sizeof(title), "postfix %s: last log lines",
-	    p->name);
-	runner_attach(title, tail);
-	free(tail);
-}
-
-static void
-lua_postfix_strstatus(int status, char *dst, size_t dstsz)
-{
-	if (WIFEXITED(status))
-		snprintf(dst, dstsz, "exit status %d", WEXITSTATUS(status));
-	else if (WIFSIGNALED(status))
-		snprintf(dst, dstsz, "killed by %s", strsignal(WTERMSIG(status)));
-	else
-		snprintf(dst, dstsz, "status 0x%x", (unsigned)status);
-}
-
 static void	lua_postfix_track(struct lua_postfix *, const char *);
 
 /* A line from master's stdout (the maillog) or the guard's stderr. */
@@ -362,15 +274,15 @@ lua_postfix_master_line(void *arg, enum proc_stream which, const char *line,
 	const char *m;
 	char *l;
 
-	lua_postfix_add_line(p, line, len);
+	lua_child_add_line(&p->c, line, len);
 	if ((l = strndup(line, len)) == NULL)
 		return;
 	lua_postfix_track(p, l);
 	/* "... postfix/master[1234]: daemon started -- version ..." */
-	if (p->state == POSTFIX_STARTING && (m = strstr(l, "/master[")) != NULL &&
+	if (p->c.state == CHILD_STARTING && (m = strstr(l, "/master[")) != NULL &&
 	    strstr(m, "]: daemon started") != NULL) {
 		p->master_pid = strtol(m + 8, NULL, 10);
-		p->state = POSTFIX_RUNNING;
+		p->c.state = CHILD_RUNNING;
 	}
 	free(l);
 	runner_poke();
@@ -382,20 +294,19 @@ lua_postfix_master_exit(void *arg, int status)
 	struct lua_postfix *p = arg;
 	char how[64];
 
-	p->master = NULL;
+	lua_child_exited(&p->c, status, how, sizeof(how));
 	p->master_pid = 0;
-	lua_postfix_strstatus(status, how, sizeof(how));
-	if (p->state == POSTFIX_STARTING) {
+	if (p->c.state == CHILD_STARTING) {
 		lua_postfix_fmt(p->error, sizeof(p->error), "master exited before "
 		    "\"daemon started\" (%s)", how);
-		p->state = POSTFIX_FAILED;
+		p->c.state = CHILD_FAILED;
 	} else {
-		if (p->state != POSTFIX_STOPPING && !p->teardown) {
+		if (p->c.state != CHILD_STOPPING && !p->c.teardown) {
 			runner_fail("postfix %s exited unexpectedly (%s)",
-			    p->name, how);
-			lua_postfix_attach_tail(p);
+			    p->c.name, how);
+			lua_child_attach_tail(&p->c);
 		}
-		p->state = POSTFIX_STOPPED;
+		p->c.state = CHILD_STOPPED;
 	}
 	runner_poke();
 }
@@ -448,16 +359,16 @@ lua_postfix_cmd_exit(void *arg, int status)
 	p->cmd.proc = NULL;
 	p->cmd.done = 1;
 	p->cmd.status = status;
-	if (p->state == POSTFIX_CHECKING && p->teardown) {
+	if (p->c.state == CHILD_CHECKING && p->c.teardown) {
 		/* The scenario ended while postfix check ran: start nothing. */
-		p->state = POSTFIX_STOPPED;
-	} else if (p->state == POSTFIX_CHECKING) {
+		p->c.state = CHILD_STOPPED;
+	} else if (p->c.state == CHILD_CHECKING) {
 		/* postfix check: errors and warnings both stop the start. */
 		if (!(WIFEXITED(status) && WEXITSTATUS(status) == 0) ||
 		    p->cmd.err.len > 0 || p->cmd.out.len > 0) {
 			struct buf said = BUF_INIT;
 
-			lua_postfix_strstatus(status, how, sizeof(how));
+			lua_child_strstatus(status, how, sizeof(how));
 			lua_postfix_unique_lines(&said, &p->cmd.out);
 			lua_postfix_unique_lines(&said, &p->cmd.err);
 			lua_postfix_fmt(p->error, sizeof(p->error), "`postfix -c %s "
@@ -465,7 +376,7 @@ lua_postfix_cmd_exit(void *arg, int status)
 			    buf_cstr(&said) : "(nothing: its fatal errors go to "
 			    "syslog only)\n");
 			buf_free(&said);
-			p->state = POSTFIX_FAILED;
+			p->c.state = CHILD_FAILED;
 		} else
 			lua_postfix_spawn_master(p);
 	}
@@ -647,7 +558,7 @@ lua_postfix_base_main(struct lua_postfix *p, struct buf *b, const char *host)
 	    "biff = no\n"
 	    "append_dot_mydomain = no\n"
 	    "readme_directory = no\n",
-	    p->name, lua_postfix_env.version, p->queue, p->data, host, p->ip);
+	    p->c.name, lua_postfix_env.version, p->queue, p->data, host, p->ip);
 }
 
 static void
@@ -678,7 +589,7 @@ lua_postfix_base_master(struct lua_postfix *p, struct buf *b)
 	    "anvil     unix  -       -       n       -       1       anvil\n"
 	    "scache    unix  -       -       n       -       1       scache\n"
 	    "postlog   unix-dgram n  -       n       -       1       postlogd\n",
-	    p->name, p->addr);
+	    p->c.name, p->addr);
 }
 
 /* Write main.cf, master.cf and the maps from the kept configuration. */
@@ -777,12 +688,10 @@ lua_postfix_spawn_master(struct lua_postfix *p)
 	argv[8] = p->etc;
 	argv[9] = NULL;
 	p->master_pid = 0;
-	p->state = POSTFIX_STARTING;
-	p->master = proc_start(runner_base(), argv, lua_postfix_master_line,
-	    lua_postfix_master_exit, p, err, sizeof(err));
-	if (p->master == NULL) {
+	if (lua_child_spawn(&p->c, argv, lua_postfix_master_line,
+	    lua_postfix_master_exit, p, err, sizeof(err)) == -1) {
 		lua_postfix_fmt(p->error, sizeof(p->error), "%s", err);
-		p->state = POSTFIX_FAILED;
+		p->c.state = CHILD_FAILED;
 	}
 }
 
@@ -800,32 +709,16 @@ lua_postfix_spawn(lua_State *L, struct lua_postfix *p)
 	argv[3] = (char *)"check";
 	argv[4] = NULL;
 	p->error[0] = '\0';
-	p->start_line = p->nlines;
-	p->state = POSTFIX_CHECKING;
+	p->c.start_line = p->c.nlines;
+	p->c.state = CHILD_CHECKING;
 	if (lua_postfix_cmd_start(p, argv, "postfix check", err,
 	    sizeof(err)) == -1) {
-		p->state = POSTFIX_STOPPED;
-		luaL_error(L, "postfix %s: %s", p->name, err);
+		p->c.state = CHILD_STOPPED;
+		luaL_error(L, "postfix %s: %s", p->c.name, err);
 	}
 }
 
 enum lua_postfix_until { UNTIL_RUNNING, UNTIL_EXITED, UNTIL_CMD, UNTIL_EMPTY };
-
-struct lua_postfix_wait {
-	struct lua_postfix	*p;
-	enum lua_postfix_until	 until;
-	int			 json;		/* UNTIL_CMD: decode stdout */
-	int			 obj_ref;	/* UNTIL_RUNNING returns the object */
-};
-
-static void
-lua_postfix_wait_free(void *arg)
-{
-	struct lua_postfix_wait *w = arg;
-
-	luaL_unref(runner_lua(), LUA_REGISTRYINDEX, w->obj_ref);
-	free(w);
-}
 
 /*
  * What is in the queue. A directory scan alone can miss a message that
@@ -994,33 +887,33 @@ lua_postfix_push_json_lines(lua_State *L, const char *s, size_t len)
 static int
 lua_postfix_ready(lua_State *co, void *arg, int expired)
 {
-	struct lua_postfix_wait *w = arg;
-	struct lua_postfix *p = w->p;
+	struct lua_child_wait *w = arg;
+	struct lua_postfix *p = (struct lua_postfix *)w->c;
 	lua_State *L = runner_lua();
 	char how[64], *tail;
 	long n;
 
 	switch (w->until) {
 	case UNTIL_RUNNING:
-		if (p->state == POSTFIX_RUNNING) {
-			lua_rawgeti(L, LUA_REGISTRYINDEX, w->obj_ref);
+		if (p->c.state == CHILD_RUNNING) {
+			lua_child_push_object(L, w);
 			lua_xmove(L, co, 1);
 			return 1;
 		}
-		if (p->state != POSTFIX_FAILED && !expired)
+		if (p->c.state != CHILD_FAILED && !expired)
 			return RUNNER_NOT_YET;
-		tail = lua_postfix_tail(p, 20, p->start_line);
-		if (p->state == POSTFIX_FAILED)
+		tail = lua_child_tail(&p->c, 20, p->c.start_line);
+		if (p->c.state == CHILD_FAILED)
 			lua_pushfstring(co, "postfix %s did not start: %s\n"
-			    "its log:\n%s", p->name, p->error, tail);
+			    "its log:\n%s", p->c.name, p->error, tail);
 		else
 			lua_pushfstring(co, "postfix %s did not start within "
-			    "the wait (%s; no \"daemon started\"):\n%s", p->name,
-			    lua_postfix_states[p->state], tail);
+			    "the wait (%s; no \"daemon started\"):\n%s", p->c.name,
+			    lua_child_states[p->c.state], tail);
 		free(tail);
 		return RUNNER_RAISE;
 	case UNTIL_EXITED:
-		if (p->state == POSTFIX_STOPPED || p->state == POSTFIX_FAILED) {
+		if (p->c.state == CHILD_STOPPED || p->c.state == CHILD_FAILED) {
 			lua_pushboolean(co, 1);
 			return 1;
 		}
@@ -1028,7 +921,7 @@ lua_postfix_ready(lua_State *co, void *arg, int expired)
 			return RUNNER_NOT_YET;
 		lua_pushnil(co);
 		lua_pushfstring(co, "timeout: postfix %s has not stopped",
-		    p->name);
+		    p->c.name);
 		return 2;
 	case UNTIL_CMD:
 		if (!p->cmd.done) {
@@ -1036,25 +929,25 @@ lua_postfix_ready(lua_State *co, void *arg, int expired)
 				return RUNNER_NOT_YET;
 			lua_pushnil(co);
 			lua_pushfstring(co, "timeout: postfix %s: %s has not "
-			    "finished", p->name, p->cmd.what);
+			    "finished", p->c.name, p->cmd.what);
 			return 2;
 		}
 		if (!(WIFEXITED(p->cmd.status) &&
 		    WEXITSTATUS(p->cmd.status) == 0)) {
-			lua_postfix_strstatus(p->cmd.status, how, sizeof(how));
+			lua_child_strstatus(p->cmd.status, how, sizeof(how));
 			lua_pushnil(co);
 			lua_pushfstring(co, "postfix %s: %s failed (%s): %s",
-			    p->name, p->cmd.what, how, p->cmd.err.len ?
+			    p->c.name, p->cmd.what, how, p->cmd.err.len ?
 			    buf_cstr(&p->cmd.err) : "(no output)");
 			return 2;
 		}
-		if (!w->json) {
+		if (!w->extra) {
 			lua_pushboolean(co, 1);
 			return 1;
 		}
 		if (lua_postfix_push_json_lines(L, p->cmd.out.data,
 		    p->cmd.out.len) == -1) {
-			lua_pushfstring(L, "postfix %s: %s: %s", p->name,
+			lua_pushfstring(L, "postfix %s: %s: %s", p->c.name,
 			    p->cmd.what, lua_tostring(L, -1));
 			lua_xmove(L, co, 1);
 			lua_pop(L, 3);
@@ -1071,7 +964,7 @@ lua_postfix_ready(lua_State *co, void *arg, int expired)
 			return RUNNER_NOT_YET;
 		lua_pushnil(co);
 		lua_pushfstring(co, "timeout: postfix %s still holds %d "
-		    "message%s", p->name, (int)n, n == 1 ? "" : "s");
+		    "message%s", p->c.name, (int)n, n == 1 ? "" : "s");
 		return 2;
 	}
 	return RUNNER_NOT_YET;
@@ -1081,27 +974,9 @@ static int
 lua_postfix_wait(lua_State *L, struct lua_postfix *p,
     enum lua_postfix_until until, double seconds, int json)
 {
-	struct lua_postfix_wait *pw;
-	struct runner_wait w;
-	char what[160];
-
-	if ((pw = calloc(1, sizeof(*pw))) == NULL)
-		return luaL_error(L, "out of memory");
-	pw->p = p;
-	pw->until = until;
-	pw->json = json;
-	lua_pushvalue(L, 1);
-	pw->obj_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-	memset(&w, 0, sizeof(w));
-	w.ready = lua_postfix_ready;
-	w.arg = pw;
-	w.free_arg = lua_postfix_wait_free;
-	w.seconds = seconds;
-	lua_postfix_fmt(what, sizeof(what), "postfix %s to %s", p->name,
-	    until == UNTIL_RUNNING ? "start" : until == UNTIL_EXITED ?
+	return lua_child_wait(L, &p->c, lua_postfix_ready, until, (size_t)json,
+	    seconds, until == UNTIL_RUNNING ? "start" : until == UNTIL_EXITED ?
 	    "stop" : until == UNTIL_CMD ? "answer" : "empty its queue");
-	w.what = what;
-	return runner_wait(L, &w);
 }
 
 static void
@@ -1109,30 +984,19 @@ lua_postfix_cleanup(void *arg)
 {
 	struct lua_postfix *p = arg;
 
-	p->teardown = 1;
 	if (p->cmd.proc != NULL)
 		proc_signal(p->cmd.proc, SIGTERM);
-	if (p->master != NULL) {
-		/* The guard passes it on to master: what `postfix stop` does. */
-		p->state = POSTFIX_STOPPING;
-		proc_signal(p->master, SIGTERM);
-	}
-	if (runner_failed() && p->nlines > 0)
-		lua_postfix_attach_tail(p);
+	/* The guard passes a SIGTERM on to master: what `postfix stop` does. */
+	lua_child_cleanup(&p->c);
 }
 
 static int
 lua_postfix_gc(lua_State *L)
 {
 	struct lua_postfix *p = luaL_checkudata(L, 1, LUA_POSTFIX_MT);
-	size_t i;
 
-	if (p->master != NULL) {
-		/* Not torn down (the runner is exiting): the guard stops master. */
-		proc_detach(p->master);
-		proc_signal(p->master, SIGTERM);
-		p->master = NULL;
-	}
+	/* Not torn down (the runner is exiting): the guard stops master. */
+	lua_child_free(&p->c, SIGTERM);
 	if (p->cmd.proc != NULL) {
 		proc_detach(p->cmd.proc);
 		proc_signal(p->cmd.proc, SIGKILL);
@@ -1141,15 +1005,6 @@ lua_postfix_gc(lua_State *L)
 	buf_free(&p->cmd.out);
 	buf_free(&p->cmd.err);
 	lua_postfix_ids_free(&p->active);
-	for (i = 0; i < p->nlines; i++)
-		free(p->lines[i]);
-	free(p->lines);
-	p->lines = NULL;
-	p->nlines = p->cap = 0;
-	if (p->log != NULL) {
-		fclose(p->log);
-		p->log = NULL;
-	}
 	return 0;
 }
 
@@ -1264,10 +1119,11 @@ lua_postfix_new(lua_State *L)
 	obj = lua_gettop(L);
 	lua_newtable(L);
 	lua_setiuservalue(L, obj, 1);
-	p->gen = runner_gen();
+	lua_child_init(&p->c, "postfix", "this postfix", name,
+	    LUA_POSTFIX_LINES_MAX, LUA_POSTFIX_TAIL);
+	p->c.flush = 1;		/* the maillog is read while it runs */
 	buf_init(&p->cmd.out);
 	buf_init(&p->cmd.err);
-	lua_postfix_fmt(p->name, sizeof(p->name), "%s", name);
 	if ((ip = lua_sim_opt_string(L, 2, "ip", NULL, "t:postfix")) != NULL)
 		lua_postfix_fmt(p->ip, sizeof(p->ip), "%s", ip);
 	else if (runner_ip(p->ip, sizeof(p->ip)) == -1)
@@ -1278,12 +1134,12 @@ lua_postfix_new(lua_State *L)
 	lua_postfix_fmt(p->addr, sizeof(p->addr), "%s:%d", p->ip, port);
 
 	if (lua_postfix_fmt(p->dir, sizeof(p->dir), "%s/%s", runner_dir(),
-	    p->name) == -1 ||
+	    p->c.name) == -1 ||
 	    lua_postfix_fmt(p->etc, sizeof(p->etc), "%s/etc", p->dir) == -1 ||
 	    lua_postfix_fmt(p->queue, sizeof(p->queue), "%s/queue",
 	    p->dir) == -1 ||
 	    lua_postfix_fmt(p->data, sizeof(p->data), "%s/data", p->dir) == -1 ||
-	    lua_postfix_fmt(p->logpath, sizeof(p->logpath), "%s/maillog",
+	    lua_postfix_fmt(p->c.logpath, sizeof(p->c.logpath), "%s/maillog",
 	    p->dir) == -1)
 		return luaL_error(L, "t:postfix: path too long");
 	runner_own(L, obj, lua_postfix_cleanup, p);
@@ -1295,10 +1151,10 @@ lua_postfix_new(lua_State *L)
 	    chown(p->data, lua_postfix_env.uid, lua_postfix_env.gid) == -1)
 		return luaL_error(L, "t:postfix: cannot create %s: %s", p->dir,
 		    strerror(errno));
-	p->log = fopen(p->logpath, "a");
+	lua_child_open_log(&p->c);
 
 	/* Fields: name, ip, port, addr, ports, resubmit_port, paths. */
-	lua_sim_fields(L, obj, p->name, p->addr);
+	lua_sim_fields(L, obj, p->c.name, p->addr);
 	lua_getiuservalue(L, obj, 1);
 	lua_pushstring(L, host);
 	lua_setfield(L, -2, "myhostname");
@@ -1308,7 +1164,7 @@ lua_postfix_new(lua_State *L)
 	lua_setfield(L, -2, "config_dir");
 	lua_pushstring(L, p->queue);
 	lua_setfield(L, -2, "queue_dir");
-	lua_pushstring(L, p->logpath);
+	lua_pushstring(L, p->c.logpath);
 	lua_setfield(L, -2, "log_file");
 	lua_newtable(L);
 	ports = lua_sim_opt_strings(L, 2, "ports", 0, &nports, "t:postfix");
@@ -1366,9 +1222,9 @@ lua_postfix_start(lua_State *L)
 	double secs = luaL_optnumber(L, 3, LUA_POSTFIX_START_WAIT);
 
 	runner_check_wait(L, "postfix:start");
-	if (p->state != POSTFIX_STOPPED && p->state != POSTFIX_FAILED)
-		return luaL_error(L, "postfix %s is already %s", p->name,
-		    lua_postfix_states[p->state]);
+	if (p->c.state != CHILD_STOPPED && p->c.state != CHILD_FAILED)
+		return luaL_error(L, "postfix %s is already %s", p->c.name,
+		    lua_child_states[p->c.state]);
 	if (!lua_isnoneornil(L, 2)) {
 		lua_sim_check_opts(L, 2, "postfix:start", lua_postfix_cfg_keys);
 		lua_postfix_keep_cfg(L, 1, 2);
@@ -1387,12 +1243,12 @@ lua_postfix_stop(lua_State *L)
 	double secs = luaL_optnumber(L, 2, LUA_POSTFIX_STOP_WAIT);
 
 	runner_check_wait(L, "postfix:stop");
-	if (p->state != POSTFIX_RUNNING)
-		return luaL_error(L, "postfix %s is %s", p->name,
-		    lua_postfix_states[p->state]);
-	p->state = POSTFIX_STOPPING;
-	if (p->master != NULL)
-		proc_signal(p->master, SIGTERM);
+	if (p->c.state != CHILD_RUNNING)
+		return luaL_error(L, "postfix %s is %s", p->c.name,
+		    lua_child_states[p->c.state]);
+	p->c.state = CHILD_STOPPING;
+	if (p->c.proc != NULL)
+		proc_signal(p->c.proc, SIGTERM);
 	lua_settop(L, 1);
 	return lua_postfix_wait(L, p, UNTIL_EXITED, secs, 0);
 }
@@ -1406,11 +1262,11 @@ lua_postfix_postqueue(lua_State *L, const char *arg, int json, double secs)
 	char *argv[5];
 
 	runner_check_wait(L, json ? "postfix:queue" : "postfix:flush");
-	if (p->state != POSTFIX_RUNNING)
-		return luaL_error(L, "postfix %s is %s", p->name,
-		    lua_postfix_states[p->state]);
+	if (p->c.state != CHILD_RUNNING)
+		return luaL_error(L, "postfix %s is %s", p->c.name,
+		    lua_child_states[p->c.state]);
 	if (p->cmd.proc != NULL)
-		return luaL_error(L, "postfix %s: %s is still running", p->name,
+		return luaL_error(L, "postfix %s: %s is still running", p->c.name,
 		    p->cmd.what);
 	lua_postfix_fmt(prog, sizeof(prog), "%s/postqueue",
 	    lua_postfix_env.command_dir);
@@ -1421,7 +1277,7 @@ lua_postfix_postqueue(lua_State *L, const char *arg, int json, double secs)
 	argv[3] = (char *)arg;
 	argv[4] = NULL;
 	if (lua_postfix_cmd_start(p, argv, what, err, sizeof(err)) == -1)
-		return luaL_error(L, "postfix %s: %s", p->name, err);
+		return luaL_error(L, "postfix %s: %s", p->c.name, err);
 	lua_settop(L, 1);
 	return lua_postfix_wait(L, p, UNTIL_CMD, secs, json);
 }
@@ -1467,123 +1323,6 @@ lua_postfix_wait_queue_empty(lua_State *L)
 	    LUA_SIM_WAIT_DEFAULT), 0);
 }
 
-static int
-lua_postfix_running(lua_State *L)
-{
-	struct lua_postfix *p = lua_postfix_check(L, 1);
-
-	lua_pushboolean(L, p->state == POSTFIX_RUNNING);
-	return 1;
-}
-
-/* pf:log(): every line so far (the maillog), oldest first. */
-static int
-lua_postfix_log(lua_State *L)
-{
-	struct lua_postfix *p = lua_postfix_check(L, 1);
-	size_t i;
-
-	lua_createtable(L, (int)p->nlines, 0);
-	for (i = 0; i < p->nlines; i++) {
-		lua_pushstring(L, p->lines[i]);
-		lua_rawseti(L, -2, (lua_Integer)i + 1);
-	}
-	return 1;
-}
-
-/* pf:log_count(text): lines containing text (plain). */
-static int
-lua_postfix_log_count(lua_State *L)
-{
-	struct lua_postfix *p = lua_postfix_check(L, 1);
-	const char *sub = luaL_checkstring(L, 2);
-	lua_Integer n = 0;
-	size_t i;
-
-	for (i = 0; i < p->nlines; i++)
-		if (strstr(p->lines[i], sub) != NULL)
-			n++;
-	lua_pushinteger(L, n);
-	return 1;
-}
-
-/* pf:mark(): wait_log looks only at lines after this point. */
-static int
-lua_postfix_mark(lua_State *L)
-{
-	struct lua_postfix *p = lua_postfix_check(L, 1);
-
-	p->cursor = p->nlines;
-	return 0;
-}
-
-struct lua_postfix_logwait {
-	struct lua_postfix	*p;
-	char			*sub;
-};
-
-static void
-lua_postfix_logwait_free(void *arg)
-{
-	struct lua_postfix_logwait *w = arg;
-
-	free(w->sub);
-	free(w);
-}
-
-static int
-lua_postfix_log_ready(lua_State *co, void *arg, int expired)
-{
-	struct lua_postfix_logwait *w = arg;
-	struct lua_postfix *p = w->p;
-	size_t i;
-
-	for (i = p->cursor; i < p->nlines; i++)
-		if (strstr(p->lines[i], w->sub) != NULL) {
-			p->cursor = i + 1;
-			lua_pushstring(co, p->lines[i]);
-			return 1;
-		}
-	if (!expired)
-		return RUNNER_NOT_YET;
-	lua_pushnil(co);
-	lua_pushfstring(co, "timeout: postfix %s logged no line with \"%s\"",
-	    p->name, w->sub);
-	return 2;
-}
-
-/*
- * pf:wait_log(text [, seconds]): the first line after the cursor that
- * contains text; the cursor moves past it.
- */
-static int
-lua_postfix_wait_log(lua_State *L)
-{
-	struct lua_postfix *p = lua_postfix_check(L, 1);
-	const char *sub = luaL_checkstring(L, 2);
-	struct lua_postfix_logwait *lw;
-	struct runner_wait w;
-	char what[200];
-
-	runner_check_wait(L, "postfix:wait_log");
-	if ((lw = calloc(1, sizeof(*lw))) == NULL ||
-	    (lw->sub = strdup(sub)) == NULL) {
-		free(lw);
-		return luaL_error(L, "out of memory");
-	}
-	lw->p = p;
-	memset(&w, 0, sizeof(w));
-	w.ready = lua_postfix_log_ready;
-	w.arg = lw;
-	w.free_arg = lua_postfix_logwait_free;
-	w.seconds = luaL_optnumber(L, 3, LUA_SIM_WAIT_DEFAULT);
-	lua_postfix_fmt(what, sizeof(what), "postfix %s to log \"%.100s\"", p->name,
-	    sub);
-	w.what = what;
-	lua_settop(L, 1);
-	return runner_wait(L, &w);
-}
-
 /* pf:file(name): the content of a file in its config_directory, or nil. */
 static int
 lua_postfix_file(lua_State *L)
@@ -1614,49 +1353,24 @@ lua_postfix_file(lua_State *L)
 static const luaL_Reg lua_postfix_methods[] = {
 	{ "start",		lua_postfix_start },
 	{ "stop",		lua_postfix_stop },
-	{ "running",		lua_postfix_running },
 	{ "flush",		lua_postfix_flush },
 	{ "queue",		lua_postfix_queue },
 	{ "queued",		lua_postfix_queued_m },
 	{ "wait_queue_empty",	lua_postfix_wait_queue_empty },
-	{ "log",		lua_postfix_log },
-	{ "log_count",		lua_postfix_log_count },
-	{ "mark",		lua_postfix_mark },
-	{ "wait_log",		lua_postfix_wait_log },
 	{ "file",		lua_postfix_file },
 	{ NULL,			NULL }
 };
 
+static const char *const lua_postfix_shared[] = { "running", "log",
+    "log_count", "mark", "wait_log", NULL };
+
 static int
 lua_postfix_index(lua_State *L)
 {
+	static const char *const unset[] = { "resubmit_port", NULL };
 	struct lua_postfix *p = luaL_checkudata(L, 1, LUA_POSTFIX_MT);
-	const char *k = luaL_checkstring(L, 2);
 
-	if (luaL_getmetafield(L, 1, "methods") != LUA_TNIL) {
-		if (lua_getfield(L, -1, k) != LUA_TNIL)
-			return 1;
-		lua_pop(L, 2);
-	}
-	if (strcmp(k, "pid") == 0) {
-		if (p->master_pid > 0)
-			lua_pushinteger(L, p->master_pid);
-		else
-			lua_pushnil(L);
-		return 1;
-	}
-	if (strcmp(k, "state") == 0) {
-		lua_pushstring(L, lua_postfix_states[p->state]);
-		return 1;
-	}
-	lua_getiuservalue(L, 1, 1);
-	if (strcmp(k, "cfg") != 0 && lua_getfield(L, -1, k) != LUA_TNIL)
-		return 1;
-	if (strcmp(k, "resubmit_port") == 0) {
-		lua_pushnil(L);
-		return 1;
-	}
-	return luaL_error(L, "postfix has no field '%s'", k);
+	return lua_child_index(L, &p->c, p->master_pid, unset);
 }
 
 static int
@@ -1664,8 +1378,8 @@ lua_postfix_tostring(lua_State *L)
 {
 	struct lua_postfix *p = luaL_checkudata(L, 1, LUA_POSTFIX_MT);
 
-	lua_pushfstring(L, "postfix %s (%s, %s)", p->name, p->addr,
-	    lua_postfix_states[p->state]);
+	lua_pushfstring(L, "postfix %s (%s, %s)", p->c.name, p->addr,
+	    lua_child_states[p->c.state]);
 	return 1;
 }
 
@@ -1676,18 +1390,9 @@ lua_postfix_tostring(lua_State *L)
 void
 lua_postfix_register(lua_State *L)
 {
-	luaL_newmetatable(L, LUA_POSTFIX_MT);
-	luaL_newlib(L, lua_postfix_methods);
-	lua_setfield(L, -2, "methods");
-	lua_pushcfunction(L, lua_postfix_index);
-	lua_setfield(L, -2, "__index");
-	lua_pushcfunction(L, lua_postfix_gc);
-	lua_setfield(L, -2, "__gc");
-	lua_pushcfunction(L, lua_postfix_tostring);
-	lua_setfield(L, -2, "__tostring");
-	lua_pushliteral(L, "sim.postfix");
-	lua_setfield(L, -2, "__metatable");
-	lua_pop(L, 1);
+	lua_child_metatable(L, LUA_POSTFIX_MT, lua_postfix_methods,
+	    lua_postfix_shared, lua_postfix_index, lua_postfix_gc,
+	    lua_postfix_tostring);
 
 	luaL_getmetatable(L, "sim.test");
 	if (lua_getfield(L, -1, "methods") == LUA_TTABLE) {

@@ -27,6 +27,7 @@
 #include <lauxlib.h>
 
 #include "buf.h"
+#include "lua_child.h"
 #include "lua_sim.h"
 #include "proc.h"
 #include "runner.h"
@@ -38,114 +39,31 @@
 #define LUA_PROXY_TAIL		40	/* log lines shown with a failure */
 #define LUA_PROXY_LINES_MAX	200000
 
-enum lua_proxy_state {
-	PROXY_STOPPED,
-	PROXY_STARTING,		/* started, no event=listening yet */
-	PROXY_RUNNING,
-	PROXY_STOPPING		/* we sent a signal and expect it to exit */
-};
-
 struct lua_proxy {
-	unsigned long		 gen;
-	enum lua_proxy_state	 state;
-	struct proc		*proc;
-	int			 teardown;
-	int			 exited;	/* since the last start */
-	int			 status;
-	char			 name[64];
+	struct lua_child	 c;		/* first: see lua_child.h */
 	char			 ip[64];
 	int			 port;		/* 0 until the first event=listening */
 	char			 addr[96];
 	char			 config[PATH_MAX];
 	char			 incidents[PATH_MAX];
-	char			 logpath[PATH_MAX];
-	FILE			*log;
-	char		       **lines;
-	size_t			 nlines, cap;
-	size_t			 cursor;	/* wait_log looks from here */
-	size_t			 start_line;	/* first line of this run */
 	long			 pid;
-};
-
-static const char *const lua_proxy_states[] = {
-	"stopped", "starting", "running", "stopping"
 };
 
 static struct lua_proxy *
 lua_proxy_check(lua_State *L, int idx)
 {
-	struct lua_proxy *p = luaL_checkudata(L, idx, LUA_PROXY_MT);
-
-	runner_check_gen(L, p->gen, "this proxy");
-	return p;
-}
-
-/* "exit status 1", "killed by SIGKILL" */
-static void
-lua_proxy_strstatus(int status, char *dst, size_t dstsz)
-{
-	if (WIFEXITED(status))
-		snprintf(dst, dstsz, "exit status %d", WEXITSTATUS(status));
-	else if (WIFSIGNALED(status))
-		snprintf(dst, dstsz, "killed by %s", strsignal(WTERMSIG(status)));
-	else
-		snprintf(dst, dstsz, "status 0x%x", (unsigned)status);
-}
-
-/* The last n lines (from line `from` on), as one text. */
-static char *
-lua_proxy_tail(const struct lua_proxy *p, size_t n, size_t from)
-{
-	struct buf b = BUF_INIT;
-	size_t i = p->nlines > n ? p->nlines - n : 0;
-
-	if (i < from)
-		i = from;
-	for (; i < p->nlines; i++)
-		buf_appendf(&b, "%s\n", p->lines[i]);
-	if (b.len == 0)
-		buf_appends(&b, "(no output)");
-	return buf_cstr(&b);
-}
-
-static void
-lua_proxy_attach_tail(const struct lua_proxy *p)
-{
-	char title[128], *tail = lua_proxy_tail(p, LUA_PROXY_TAIL, 0);
-
-	snprintf(title, sizeof(title), "proxy %s: last log lines", p->name);
-	runner_attach(title, tail);
-	free(tail);
+	return (struct lua_proxy *)lua_child_check(L, idx, LUA_PROXY_MT);
 }
 
 static void
 lua_proxy_line(void *arg, enum proc_stream which, const char *line, size_t len)
 {
 	struct lua_proxy *p = arg;
-	const char *a, *e;
-	char **v, *copy;
+	const char *copy, *a, *e;
 
-	if (p->log != NULL) {
-		fwrite(line, 1, len, p->log);
-		fputc('\n', p->log);
-	}
-	if (runner_verbose())
-		fprintf(stderr, "[%s] %.*s\n", p->name, (int)len, line);
-	if (p->nlines >= LUA_PROXY_LINES_MAX)
+	if ((copy = lua_child_add_line(&p->c, line, len)) == NULL)
 		return;
-	if (p->nlines == p->cap) {
-		size_t cap = p->cap ? p->cap * 2 : 64;
-
-		if ((v = realloc(p->lines, cap * sizeof(*v))) == NULL)
-			return;
-		p->lines = v;
-		p->cap = cap;
-	}
-	if ((copy = strndup(line, len)) == NULL)
-		return;
-	p->lines[p->nlines++] = copy;
-
-	if (p->state == PROXY_STARTING && strstr(copy, " event=listening ") &&
+	if (p->c.state == CHILD_STARTING && strstr(copy, " event=listening ") &&
 	    (a = strstr(copy, " addr=")) != NULL) {
 		a += 6;
 		e = a + strcspn(a, " ");
@@ -155,7 +73,7 @@ lua_proxy_line(void *arg, enum proc_stream which, const char *line, size_t len)
 			if ((a = strrchr(p->addr, ':')) != NULL)
 				p->port = atoi(a + 1);
 		}
-		p->state = PROXY_RUNNING;
+		p->c.state = CHILD_RUNNING;
 	}
 	runner_poke();
 }
@@ -166,26 +84,20 @@ lua_proxy_exit(void *arg, int status)
 	struct lua_proxy *p = arg;
 	char how[64];
 
-	p->proc = NULL;
-	p->exited = 1;
-	p->status = status;
+	lua_child_exited(&p->c, status, how, sizeof(how));
 	p->pid = 0;
-	lua_proxy_strstatus(status, how, sizeof(how));
-	if (p->state == PROXY_STARTING) {
+	if (p->c.state == CHILD_STARTING) {
 		/* The wait for event=listening reports it. */
-	} else if (p->state != PROXY_STOPPING) {
-		runner_fail("proxy %s exited unexpectedly (%s)", p->name, how);
-		lua_proxy_attach_tail(p);
-	} else if (p->teardown && !(WIFEXITED(status) &&
+	} else if (p->c.state != CHILD_STOPPING) {
+		runner_fail("proxy %s exited unexpectedly (%s)", p->c.name, how);
+		lua_child_attach_tail(&p->c);
+	} else if (p->c.teardown && !(WIFEXITED(status) &&
 	    WEXITSTATUS(status) == 0) && !(WIFSIGNALED(status) &&
 	    (WTERMSIG(status) == SIGKILL || WTERMSIG(status) == SIGTERM))) {
-		runner_fail("proxy %s ended with %s at teardown", p->name, how);
-		lua_proxy_attach_tail(p);
+		runner_fail("proxy %s ended with %s at teardown", p->c.name, how);
+		lua_child_attach_tail(&p->c);
 	}
-	p->state = PROXY_STOPPED;
-	if (p->log != NULL)
-		fflush(p->log);
-	runner_poke();
+	lua_child_stopped(&p->c);
 }
 
 /* ---- configuration ------------------------------------------------------- */
@@ -557,7 +469,7 @@ lua_proxy_apply(lua_State *L, struct lua_proxy *p, int cfg, int opts,
 			char path[PATH_MAX];
 
 			t = snprintf(path, sizeof(path), "%s/%s-policy-%u.lua",
-			    runner_dir(), p->name, ++nsrc);
+			    runner_dir(), p->c.name, ++nsrc);
 			if (t < 0 || (size_t)t >= sizeof(path))
 				luaL_error(L, "%s: path too long", fname);
 			lua_proxy_write_file(L, path, v[i], strlen(v[i]));
@@ -589,7 +501,7 @@ lua_proxy_write_config(lua_State *L, struct lua_proxy *p, int obj)
 	lua_getiuservalue(L, obj, 1);
 	lua_getfield(L, -1, "cfg");
 	b = lua_sim_buf(L);
-	buf_appendf(b, "# written by mta-sim run for proxy %s\n", p->name);
+	buf_appendf(b, "# written by mta-sim run for proxy %s\n", p->c.name);
 	lua_proxy_yaml(L, -2, b, 0);
 	lua_proxy_write_file(L, p->config, b->data, b->len);
 	lua_pop(L, 3);
@@ -611,7 +523,7 @@ lua_proxy_set_fields(lua_State *L, struct lua_proxy *p, int obj)
 		lua_setfield(L, -3, copied[i]);
 	}
 	lua_pop(L, 2);
-	lua_sim_fields(L, obj, p->name, p->port > 0 ? p->addr : NULL);
+	lua_sim_fields(L, obj, p->c.name, p->port > 0 ? p->addr : NULL);
 	lua_getiuservalue(L, obj, 1);
 	lua_pushstring(L, p->ip);
 	lua_setfield(L, -2, "ip");
@@ -619,7 +531,7 @@ lua_proxy_set_fields(lua_State *L, struct lua_proxy *p, int obj)
 	lua_setfield(L, -2, "config");
 	lua_pushstring(L, p->incidents);
 	lua_setfield(L, -2, "incident_log");
-	lua_pushstring(L, p->logpath);
+	lua_pushstring(L, p->c.logpath);
 	lua_setfield(L, -2, "log_file");
 	lua_pop(L, 1);
 }
@@ -640,81 +552,50 @@ lua_proxy_spawn(lua_State *L, struct lua_proxy *p)
 	argv[1] = (char *)"-c";
 	argv[2] = p->config;
 	argv[3] = NULL;
-	p->exited = 0;
-	p->start_line = p->nlines;
-	p->state = PROXY_STARTING;
-	p->proc = proc_start(runner_base(), argv, lua_proxy_line,
-	    lua_proxy_exit, p, err, sizeof(err));
-	if (p->proc == NULL) {
-		p->state = PROXY_STOPPED;
-		luaL_error(L, "proxy %s: %s", p->name, err);
-	}
-	p->pid = (long)proc_pid(p->proc);
+	if (lua_child_spawn(&p->c, argv, lua_proxy_line, lua_proxy_exit, p,
+	    err, sizeof(err)) == -1)
+		luaL_error(L, "proxy %s: %s", p->c.name, err);
+	p->pid = (long)proc_pid(p->c.proc);
 }
 
 enum lua_proxy_until { UNTIL_LISTENING, UNTIL_EXITED, UNTIL_RELOADED };
 
-struct lua_proxy_wait {
-	struct lua_proxy	*p;
-	enum lua_proxy_until	 until;
-	int			 obj_ref;	/* to return the object */
-	size_t			 from;		/* UNTIL_RELOADED: lines from here */
-};
-
-static void
-lua_proxy_wait_free(void *arg)
-{
-	struct lua_proxy_wait *w = arg;
-
-	luaL_unref(runner_lua(), LUA_REGISTRYINDEX, w->obj_ref);
-	free(w);
-}
-
 static int
 lua_proxy_ready(lua_State *co, void *arg, int expired)
 {
-	struct lua_proxy_wait *w = arg;
-	struct lua_proxy *p = w->p;
+	struct lua_child_wait *w = arg;
+	struct lua_proxy *p = (struct lua_proxy *)w->c;
 	char how[64], *tail;
 	size_t i;
 
 	switch (w->until) {
 	case UNTIL_LISTENING:
-		if (p->state == PROXY_RUNNING) {
+		if (p->c.state == CHILD_RUNNING) {
 			lua_State *L = runner_lua();
 
 			/* Now it has a port: addr, port. */
-			lua_rawgeti(L, LUA_REGISTRYINDEX, w->obj_ref);
+			lua_child_push_object(L, w);
 			lua_sim_fields(L, -1, NULL, p->addr);
 			lua_xmove(L, co, 1);
 			return 1;
 		}
-		if (!p->exited && !expired)
+		if (!p->c.exited && !expired)
 			return RUNNER_NOT_YET;
-		tail = lua_proxy_tail(p, 15, p->start_line);
-		if (p->exited) {
-			lua_proxy_strstatus(p->status, how, sizeof(how));
+		tail = lua_child_tail(&p->c, 15, p->c.start_line);
+		if (p->c.exited) {
+			lua_child_strstatus(p->c.status, how, sizeof(how));
 			lua_pushfstring(co, "proxy %s did not start (%s):\n%s",
-			    p->name, how, tail);
+			    p->c.name, how, tail);
 		} else
 			lua_pushfstring(co, "proxy %s did not start within the "
-			    "wait (no event=listening):\n%s", p->name, tail);
+			    "wait (no event=listening):\n%s", p->c.name, tail);
 		free(tail);
 		return RUNNER_RAISE;
 	case UNTIL_EXITED:
-		if (p->exited) {
-			lua_pushinteger(co, WIFEXITED(p->status) ?
-			    WEXITSTATUS(p->status) : 128 + WTERMSIG(p->status));
-			return 1;
-		}
-		if (!expired)
-			return RUNNER_NOT_YET;
-		lua_pushnil(co);
-		lua_pushfstring(co, "timeout: proxy %s has not exited", p->name);
-		return 2;
+		return lua_child_ready_exited(co, &p->c, expired);
 	case UNTIL_RELOADED:
-		for (i = w->from; i < p->nlines; i++) {
-			const char *l = p->lines[i];
+		for (i = w->extra; i < p->c.nlines; i++) {
+			const char *l = p->c.lines[i];
 
 			if (strstr(l, " event=reload ") == NULL)
 				continue;
@@ -724,17 +605,17 @@ lua_proxy_ready(lua_State *co, void *arg, int expired)
 			lua_pushstring(co, l);
 			return 2;
 		}
-		if (p->exited) {
+		if (p->c.exited) {
 			lua_pushnil(co);
 			lua_pushfstring(co, "proxy %s exited during the reload",
-			    p->name);
+			    p->c.name);
 			return 2;
 		}
 		if (!expired)
 			return RUNNER_NOT_YET;
 		lua_pushnil(co);
 		lua_pushfstring(co, "timeout: proxy %s logged no event=reload",
-		    p->name);
+		    p->c.name);
 		return 2;
 	}
 	return RUNNER_NOT_YET;
@@ -745,28 +626,9 @@ static int
 lua_proxy_wait(lua_State *L, struct lua_proxy *p, enum lua_proxy_until until,
     double seconds, size_t from)
 {
-	struct lua_proxy_wait *pw;
-	struct runner_wait w;
-	char what[160];
-
-	if ((pw = calloc(1, sizeof(*pw))) == NULL)
-		return luaL_error(L, "out of memory");
-	pw->p = p;
-	pw->until = until;
-	pw->from = from;
-	lua_pushvalue(L, 1);
-	pw->obj_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-	memset(&w, 0, sizeof(w));
-	w.ready = lua_proxy_ready;
-	w.arg = pw;
-	w.free_arg = lua_proxy_wait_free;
-	w.seconds = seconds;
-	snprintf(what, sizeof(what), "proxy %s to %s", p->name,
+	return lua_child_wait(L, &p->c, lua_proxy_ready, until, from, seconds,
 	    until == UNTIL_LISTENING ? "listen" : until == UNTIL_EXITED ?
 	    "exit" : "reload");
-	w.what = what;
-	lua_settop(L, 1);
-	return runner_wait(L, &w);
 }
 
 static void
@@ -774,36 +636,15 @@ lua_proxy_cleanup(void *arg)
 {
 	struct lua_proxy *p = arg;
 
-	p->teardown = 1;
-	if (p->proc != NULL) {
-		p->state = PROXY_STOPPING;
-		proc_signal(p->proc, SIGTERM);
-	}
-	if (runner_failed() && p->nlines > 0)
-		lua_proxy_attach_tail(p);
+	lua_child_cleanup(&p->c);
 }
 
 static int
 lua_proxy_gc(lua_State *L)
 {
 	struct lua_proxy *p = luaL_checkudata(L, 1, LUA_PROXY_MT);
-	size_t i;
 
-	if (p->proc != NULL) {
-		/* Not torn down (the runner is exiting): let proc.c reap it. */
-		proc_detach(p->proc);
-		proc_signal(p->proc, SIGKILL);
-		p->proc = NULL;
-	}
-	for (i = 0; i < p->nlines; i++)
-		free(p->lines[i]);
-	free(p->lines);
-	p->lines = NULL;
-	p->nlines = p->cap = 0;
-	if (p->log != NULL) {
-		fclose(p->log);
-		p->log = NULL;
-	}
+	lua_child_free(&p->c, SIGKILL);
 	return 0;
 }
 
@@ -867,24 +708,24 @@ lua_proxy_new(lua_State *L)
 	obj = lua_gettop(L);
 	lua_newtable(L);
 	lua_setiuservalue(L, obj, 1);
-	p->gen = runner_gen();
+	lua_child_init(&p->c, "proxy", "this proxy", name, LUA_PROXY_LINES_MAX,
+	    LUA_PROXY_TAIL);
 	p->port = port;
-	snprintf(p->name, sizeof(p->name), "%s", name);
 	if ((ip = lua_sim_opt_string(L, 2, "ip", NULL, "t:proxy")) != NULL)
 		snprintf(p->ip, sizeof(p->ip), "%s", ip);
 	else if (runner_ip(p->ip, sizeof(p->ip)) == -1)
 		return luaL_error(L, "t:proxy: out of loopback addresses");
 	snprintf(p->addr, sizeof(p->addr), "%s:%d", p->ip, port);
 	r = snprintf(p->config, sizeof(p->config), "%s/%s.yaml", runner_dir(),
-	    p->name);
+	    p->c.name);
 	if (r < 0 || (size_t)r >= sizeof(p->config))
 		return luaL_error(L, "t:proxy: path too long");
 	snprintf(p->incidents, sizeof(p->incidents), "%s/%s-incidents.jsonl",
-	    runner_dir(), p->name);
-	snprintf(p->logpath, sizeof(p->logpath), "%s/%s.log", runner_dir(),
-	    p->name);
+	    runner_dir(), p->c.name);
+	snprintf(p->c.logpath, sizeof(p->c.logpath), "%s/%s.log", runner_dir(),
+	    p->c.name);
 	runner_own(L, obj, lua_proxy_cleanup, p);
-	p->log = fopen(p->logpath, "a");
+	lua_child_open_log(&p->c);
 
 	/* The configuration: our defaults, then the scenario's options. */
 	lua_newtable(L);
@@ -936,9 +777,9 @@ lua_proxy_start(lua_State *L)
 	double secs = luaL_optnumber(L, 2, LUA_PROXY_START_WAIT);
 
 	runner_check_wait(L, "proxy:start");
-	if (p->state != PROXY_STOPPED)
-		return luaL_error(L, "proxy %s is already %s", p->name,
-		    lua_proxy_states[p->state]);
+	if (p->c.state != CHILD_STOPPED)
+		return luaL_error(L, "proxy %s is already %s", p->c.name,
+		    lua_child_states[p->c.state]);
 	if (p->port > 0) {
 		/* Port 0 became a real one: keep it. */
 		lua_getiuservalue(L, 1, 1);
@@ -956,14 +797,10 @@ static int
 lua_proxy_signal_wait(lua_State *L, int sig)
 {
 	struct lua_proxy *p = lua_proxy_check(L, 1);
-	double secs = luaL_optnumber(L, 2, LUA_PROXY_STOP_WAIT);
 
-	runner_check_wait(L, sig == SIGKILL ? "proxy:kill" : "proxy:stop");
-	if (p->proc == NULL)
-		return luaL_error(L, "proxy %s is not running", p->name);
-	p->state = PROXY_STOPPING;
-	proc_signal(p->proc, sig);
-	return lua_proxy_wait(L, p, UNTIL_EXITED, secs, 0);
+	return lua_child_stop(L, &p->c, sig, luaL_optnumber(L, 2,
+	    LUA_PROXY_STOP_WAIT), lua_proxy_ready, UNTIL_EXITED,
+	    sig == SIGKILL ? "proxy:kill" : "proxy:stop");
 }
 
 static const struct {
@@ -995,11 +832,11 @@ lua_proxy_signal(lua_State *L)
 			break;
 	if (i == sizeof(lua_proxy_signals) / sizeof(lua_proxy_signals[0]))
 		return luaL_error(L, "proxy:signal: unknown signal '%s'", name);
-	if (p->proc == NULL)
-		return luaL_error(L, "proxy %s is not running", p->name);
+	if (p->c.proc == NULL)
+		return luaL_error(L, "proxy %s is not running", p->c.name);
 	if (lua_proxy_signals[i].ends)
-		p->state = PROXY_STOPPING;
-	proc_signal(p->proc, lua_proxy_signals[i].sig);
+		p->c.state = CHILD_STOPPING;
+	proc_signal(p->c.proc, lua_proxy_signals[i].sig);
 	return 0;
 }
 
@@ -1044,135 +881,18 @@ lua_proxy_reload(lua_State *L)
 	if (lua_isnoneornil(L, 2))
 		lua_newtable(L), lua_replace(L, 2);
 	lua_sim_check_opts(L, 2, "proxy:reload", lua_proxy_cfg_keys);
-	if (p->state != PROXY_RUNNING)
-		return luaL_error(L, "proxy %s is %s", p->name,
-		    lua_proxy_states[p->state]);
+	if (p->c.state != CHILD_RUNNING)
+		return luaL_error(L, "proxy %s is %s", p->c.name,
+		    lua_child_states[p->c.state]);
 	lua_getiuservalue(L, 1, 1);
 	lua_getfield(L, -1, "cfg");
 	lua_proxy_apply(L, p, -1, 2, "proxy:reload");
 	lua_settop(L, 2);
 	lua_proxy_write_config(L, p, 1);
 	lua_proxy_set_fields(L, p, 1);
-	from = p->nlines;
-	proc_signal(p->proc, SIGHUP);
+	from = p->c.nlines;
+	proc_signal(p->c.proc, SIGHUP);
 	return lua_proxy_wait(L, p, UNTIL_RELOADED, secs, from);
-}
-
-static int
-lua_proxy_running(lua_State *L)
-{
-	struct lua_proxy *p = lua_proxy_check(L, 1);
-
-	lua_pushboolean(L, p->state == PROXY_RUNNING);
-	return 1;
-}
-
-/* p:log(): every line so far, oldest first. */
-static int
-lua_proxy_log(lua_State *L)
-{
-	struct lua_proxy *p = lua_proxy_check(L, 1);
-	size_t i;
-
-	lua_createtable(L, (int)p->nlines, 0);
-	for (i = 0; i < p->nlines; i++) {
-		lua_pushstring(L, p->lines[i]);
-		lua_rawseti(L, -2, (lua_Integer)i + 1);
-	}
-	return 1;
-}
-
-/* p:log_count(text): lines containing text (plain), over every run. */
-static int
-lua_proxy_log_count(lua_State *L)
-{
-	struct lua_proxy *p = lua_proxy_check(L, 1);
-	const char *sub = luaL_checkstring(L, 2);
-	lua_Integer n = 0;
-	size_t i;
-
-	for (i = 0; i < p->nlines; i++)
-		if (strstr(p->lines[i], sub) != NULL)
-			n++;
-	lua_pushinteger(L, n);
-	return 1;
-}
-
-/* p:mark(): wait_log looks only at lines after this point. */
-static int
-lua_proxy_mark(lua_State *L)
-{
-	struct lua_proxy *p = lua_proxy_check(L, 1);
-
-	p->cursor = p->nlines;
-	return 0;
-}
-
-struct lua_proxy_logwait {
-	struct lua_proxy	*p;
-	char			*sub;
-};
-
-static void
-lua_proxy_logwait_free(void *arg)
-{
-	struct lua_proxy_logwait *w = arg;
-
-	free(w->sub);
-	free(w);
-}
-
-static int
-lua_proxy_log_ready(lua_State *co, void *arg, int expired)
-{
-	struct lua_proxy_logwait *w = arg;
-	struct lua_proxy *p = w->p;
-	size_t i;
-
-	for (i = p->cursor; i < p->nlines; i++)
-		if (strstr(p->lines[i], w->sub) != NULL) {
-			p->cursor = i + 1;
-			lua_pushstring(co, p->lines[i]);
-			return 1;
-		}
-	if (!expired)
-		return RUNNER_NOT_YET;
-	lua_pushnil(co);
-	lua_pushfstring(co, "timeout: proxy %s logged no line with \"%s\"",
-	    p->name, w->sub);
-	return 2;
-}
-
-/*
- * p:wait_log(text [, seconds]): the first line after the cursor that
- * contains text (plain); the cursor moves past it, so two calls find two
- * lines. nil and an error at the deadline.
- */
-static int
-lua_proxy_wait_log(lua_State *L)
-{
-	struct lua_proxy *p = lua_proxy_check(L, 1);
-	const char *sub = luaL_checkstring(L, 2);
-	struct lua_proxy_logwait *lw;
-	struct runner_wait w;
-	char what[200];
-
-	runner_check_wait(L, "proxy:wait_log");
-	if ((lw = calloc(1, sizeof(*lw))) == NULL ||
-	    (lw->sub = strdup(sub)) == NULL) {
-		free(lw);
-		return luaL_error(L, "out of memory");
-	}
-	lw->p = p;
-	memset(&w, 0, sizeof(w));
-	w.ready = lua_proxy_log_ready;
-	w.arg = lw;
-	w.free_arg = lua_proxy_logwait_free;
-	w.seconds = luaL_optnumber(L, 3, LUA_SIM_WAIT_DEFAULT);
-	snprintf(what, sizeof(what), "proxy %s to log \"%.100s\"", p->name, sub);
-	w.what = what;
-	lua_settop(L, 1);
-	return runner_wait(L, &w);
 }
 
 /*
@@ -1256,7 +976,7 @@ lua_proxy_inc_ready(lua_State *co, void *arg, int expired)
 		return RUNNER_NOT_YET;
 	lua_pushnil(co);
 	lua_pushfstring(co, "timeout: proxy %s recorded %d of %d incidents",
-	    w->p->name, (int)have, (int)w->n);
+	    w->p->c.name, (int)have, (int)w->n);
 	return 2;
 }
 
@@ -1281,7 +1001,7 @@ lua_proxy_wait_incidents(lua_State *L)
 	w.free_arg = free;
 	w.seconds = luaL_optnumber(L, 3, LUA_SIM_WAIT_DEFAULT);
 	snprintf(what, sizeof(what), "proxy %s to record %d incident%s",
-	    p->name, (int)n, n == 1 ? "" : "s");
+	    p->c.name, (int)n, n == 1 ? "" : "s");
 	w.what = what;
 	lua_settop(L, 1);
 	return runner_wait(L, &w);
@@ -1294,48 +1014,22 @@ static const luaL_Reg lua_proxy_methods[] = {
 	{ "reload",		lua_proxy_reload },
 	{ "signal",		lua_proxy_signal },
 	{ "wait_exit",		lua_proxy_wait_exit },
-	{ "running",		lua_proxy_running },
-	{ "log",		lua_proxy_log },
-	{ "log_count",		lua_proxy_log_count },
-	{ "mark",		lua_proxy_mark },
-	{ "wait_log",		lua_proxy_wait_log },
 	{ "incidents",		lua_proxy_incidents },
 	{ "wait_incidents",	lua_proxy_wait_incidents },
 	{ NULL,			NULL }
 };
 
+static const char *const lua_proxy_shared[] = { "running", "log",
+    "log_count", "mark", "wait_log", NULL };
+
 static int
 lua_proxy_index(lua_State *L)
 {
+	static const char *const unset[] = { "pass_header", "helo_name",
+	    "addr", "port", NULL };
 	struct lua_proxy *p = luaL_checkudata(L, 1, LUA_PROXY_MT);
-	const char *k = luaL_checkstring(L, 2);
 
-	if (luaL_getmetafield(L, 1, "methods") != LUA_TNIL) {
-		if (lua_getfield(L, -1, k) != LUA_TNIL)
-			return 1;
-		lua_pop(L, 2);
-	}
-	if (strcmp(k, "pid") == 0) {
-		if (p->pid > 0)
-			lua_pushinteger(L, p->pid);
-		else
-			lua_pushnil(L);
-		return 1;
-	}
-	if (strcmp(k, "state") == 0) {
-		lua_pushstring(L, lua_proxy_states[p->state]);
-		return 1;
-	}
-	lua_getiuservalue(L, 1, 1);
-	if (strcmp(k, "cfg") != 0 && lua_getfield(L, -1, k) != LUA_TNIL)
-		return 1;
-	/* Known but unset (no pass header, say): nil. */
-	if (strcmp(k, "pass_header") == 0 || strcmp(k, "helo_name") == 0 ||
-	    strcmp(k, "addr") == 0 || strcmp(k, "port") == 0) {
-		lua_pushnil(L);
-		return 1;
-	}
-	return luaL_error(L, "proxy has no field '%s'", k);
+	return lua_child_index(L, &p->c, p->pid, unset);
 }
 
 static int
@@ -1343,24 +1037,14 @@ lua_proxy_tostring(lua_State *L)
 {
 	struct lua_proxy *p = luaL_checkudata(L, 1, LUA_PROXY_MT);
 
-	lua_pushfstring(L, "proxy %s (%s, %s)", p->name, p->addr,
-	    lua_proxy_states[p->state]);
+	lua_pushfstring(L, "proxy %s (%s, %s)", p->c.name, p->addr,
+	    lua_child_states[p->c.state]);
 	return 1;
 }
 
 void
 lua_proxy_register(lua_State *L)
 {
-	luaL_newmetatable(L, LUA_PROXY_MT);
-	luaL_newlib(L, lua_proxy_methods);
-	lua_setfield(L, -2, "methods");
-	lua_pushcfunction(L, lua_proxy_index);
-	lua_setfield(L, -2, "__index");
-	lua_pushcfunction(L, lua_proxy_gc);
-	lua_setfield(L, -2, "__gc");
-	lua_pushcfunction(L, lua_proxy_tostring);
-	lua_setfield(L, -2, "__tostring");
-	lua_pushliteral(L, "sim.proxy");
-	lua_setfield(L, -2, "__metatable");
-	lua_pop(L, 1);
+	lua_child_metatable(L, LUA_PROXY_MT, lua_proxy_methods,
+	    lua_proxy_shared, lua_proxy_index, lua_proxy_gc, lua_proxy_tostring);
 }

@@ -12,6 +12,7 @@
  *   lua_json.c  sim.json_decode
  *   lua_pki.c   t:pki{}      a test PKI made by certs-gen
  *   lua_dns.c   t:dns{}      an authoritative DNS server (dns_server.h)
+ *   lua_child.c              what proxy, postfix and haproxy children share
  *   lua_haproxy.c t:haproxy{} a HAProxy child process (TCP load balancer)
  */
 #ifndef MTA_SIM_LUA_SIM_H

@@ -516,8 +516,8 @@ jc_str(const struct jc_val *o, const char *key)
 static JC_UNUSED char *
 jc_vis(const char *s, size_t len)
 {
-	char *v = malloc(len * 4 + 1), *o = v;
-	size_t i;
+	size_t cap = len * 4 + 1, i, o = 0;
+	char *v = malloc(cap);
 
 	if (v == NULL)
 		return NULL;
@@ -525,11 +525,14 @@ jc_vis(const char *s, size_t len)
 		unsigned char ch = (unsigned char)s[i];
 
 		if (ch >= 0x20 && ch < 0x7f)
-			*o++ = (char)ch;
-		else
-			o += sprintf(o, "\\x%02x", ch);
+			v[o++] = (char)ch;
+		else {
+			/* Four bytes and the NUL fit: cap holds 4 per byte. */
+			snprintf(v + o, cap - o, "\\x%02x", ch);
+			o += 4;
+		}
 	}
-	*o = '\0';
+	v[o] = '\0';
 	return v;
 }
 

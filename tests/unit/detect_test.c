@@ -296,7 +296,7 @@ START_TEST(cards_count_and_mask)
 	ck_assert_str_eq(tiny, "*1111");
 
 	/* no match leaves "" */
-	strcpy(sample, "junk");
+	snprintf(sample, sizeof(sample), "junk");
 	ck_assert_uint_eq(scan(detect_cards, "no numbers", sample,
 	    sizeof(sample)), 0);
 	ck_assert_str_eq(sample, "");
@@ -430,29 +430,32 @@ END_TEST
 
 /* Build cc + check digits + bban, with correct check digits. */
 static void
-iban_make(const char *cc, const char *bban, char *out)
+iban_make(const char *cc, const char *bban, char *out, size_t outsz)
 {
 	char digits[128];
 	size_t i, k = 0;
 	unsigned r = 0;
 	const char *tail[2] = { bban, cc };
-	int part;
+	int part, n;
 
 	for (part = 0; part < 2; part++)
 		for (i = 0; tail[part][i]; i++) {
 			char c = tail[part][i];
 
+			/* Two digits at most, and the "00" below. */
+			ck_assert_uint_lt(k + 4, sizeof(digits));
 			if (c >= '0' && c <= '9')
 				digits[k++] = c;
 			else
-				k += (size_t)sprintf(digits + k, "%d",
-				    c - 'A' + 10);
+				k += (size_t)snprintf(digits + k,
+				    sizeof(digits) - k, "%d", c - 'A' + 10);
 		}
 	digits[k++] = '0';
 	digits[k++] = '0';
 	for (i = 0; i < k; i++)
 		r = (r * 10 + (unsigned)(digits[i] - '0')) % 97;
-	sprintf(out, "%s%02u%s", cc, 98 - r, bban);
+	n = snprintf(out, outsz, "%s%02u%s", cc, 98 - r, bban);
+	ck_assert(n > 0 && (size_t)n < outsz);
 }
 
 START_TEST(iban_invalid)
@@ -462,17 +465,17 @@ START_TEST(iban_invalid)
 	unsigned i;
 
 	/* the control: a made-up but well-formed German IBAN is found */
-	iban_make("DE", "123456781234567890", v);
+	iban_make("DE", "123456781234567890", v, sizeof(v));
 	expect(detect_iban, "made", v, 1);
 	/* same checksum rule, wrong lengths: only the length rule rejects */
-	iban_make("DE", "12345678123456789", v);
+	iban_make("DE", "12345678123456789", v, sizeof(v));
 	expect(detect_iban, "short", v, 0);
-	iban_make("DE", "1234567812345678901", v);
+	iban_make("DE", "1234567812345678901", v, sizeof(v));
 	expect(detect_iban, "long", v, 0);
 	/* not a registered country */
-	iban_make("XX", "123456781234567890", v);
+	iban_make("XX", "123456781234567890", v, sizeof(v));
 	expect(detect_iban, "country", v, 0);
-	iban_make("US", "123456781234567890", v);
+	iban_make("US", "123456781234567890", v, sizeof(v));
 	expect(detect_iban, "country", v, 0);
 	/* wrong checksum */
 	expect(detect_iban, "checksum", "DE89 3704 0044 0532 0130 01", 0);
@@ -482,7 +485,7 @@ START_TEST(iban_invalid)
 	/* check digits 98 and 01 leave the same remainder: 01 is refused */
 	for (i = 0; i < 1000; i++) {
 		snprintf(bban, sizeof(bban), "37040044053201%04u", i);
-		iban_make("DE", bban, v);
+		iban_make("DE", bban, v, sizeof(v));
 		if (v[2] == '9' && v[3] == '8')
 			break;
 	}

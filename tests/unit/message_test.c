@@ -14,6 +14,7 @@
  * second proxy would see.
  */
 #include <check.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -481,11 +482,13 @@ START_TEST(serialize_subject)
 {
 	const struct subj_case *sc = &subj_cases[_i];
 	struct message_edit e = edit_subject(sc->op, sc->text);
-	char *want = malloc(strlen(PASS) + 2 + strlen(sc->want) + 1);
+	size_t wantsz = strlen(PASS) + 2 + strlen(sc->want) + 1;
+	char *want = malloc(wantsz);
+	int n;
 
 	ck_assert_ptr_nonnull(want);
-	strcpy(want, PASS "\r\n");
-	strcat(want, sc->want);
+	n = snprintf(want, wantsz, "%s\r\n%s", PASS, sc->want);
+	ck_assert(n > 0 && (size_t)n < wantsz);
 	check_serialize(PASS, &e, sc->content, want);
 	free(want);
 }
@@ -599,13 +602,15 @@ check_utf8_edit(const char *orig, enum policy_subject_op op,
 	char val[512];
 	const char *subj, *p;
 	size_t len, slen;
+	size_t csz = strlen(orig) + 64;
 	char *got, *content;
+	int n;
 
-	content = malloc(strlen(orig) + 64);
+	content = malloc(csz);
 	ck_assert_ptr_nonnull(content);
-	strcpy(content, "Subject: ");
-	strcat(content, orig);
-	strcat(content, "\r\nFrom: a@x\r\n\r\nbody\r\n");
+	n = snprintf(content, csz, "Subject: %s\r\nFrom: a@x\r\n\r\nbody\r\n",
+	    orig);
+	ck_assert(n > 0 && (size_t)n < csz);
 	ck_assert_int_eq(message_serialize(&w, "", &e, content,
 	    strlen(content)), 0);
 	got = unstuff(w.data, w.len, &len);

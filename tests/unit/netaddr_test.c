@@ -97,11 +97,11 @@ START_TEST(hostport_lengths)
 
 	/* 63-octet labels pass, a 64-octet label does not */
 	memset(s, 'a', 63);
-	strcpy(s + 63, ".example:25");
+	snprintf(s + 63, sizeof(s) - 63, ".example:25");
 	ck_assert_int_eq(netaddr_parse_hostport(s, &hp, &err), 0);
 	ck_assert_uint_eq(hp.port, 25);
 	memset(s, 'a', 64);
-	strcpy(s + 64, ".example");
+	snprintf(s + 64, sizeof(s) - 64, ".example");
 	ck_assert_int_eq(netaddr_parse_hostport(s, &hp, &err), -1);
 
 	/* 255 octets of name pass, 256 do not */
@@ -110,7 +110,7 @@ START_TEST(hostport_lengths)
 	s[255] = '\0';
 	ck_assert_int_eq(netaddr_parse_hostport(s, &hp, &err), 0);
 	ck_assert_uint_eq(strlen(hp.host), 255);
-	strcpy(s + 255, "h:25");
+	snprintf(s + 255, sizeof(s) - 255, "h:25");
 	ck_assert_int_eq(netaddr_parse_hostport(s, &hp, &err), -1);
 	memset(s, 'h', sizeof(s) - 1);
 	s[sizeof(s) - 1] = '\0';
