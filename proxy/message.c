@@ -237,7 +237,9 @@ message_edit_subject(struct buf *out, const struct message_edit *e,
 	vs = s + strlen("Subject:");
 	if (vs < end && c[vs] == ' ')
 		vs++;
-	ve = end >= 2 ? end - 2 : end;		/* before the final CRLF */
+	/* Before the final CRLF (a field without one ends at its end). */
+	ve = end >= vs + 2 && c[end - 2] == '\r' && c[end - 1] == '\n' ?
+	    end - 2 : end;
 	r |= buf_append(out, c, vs);
 	switch (e->subject_op) {
 	case SUBJECT_PREPEND:

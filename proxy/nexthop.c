@@ -326,7 +326,8 @@ nexthop_mx_targets(struct nexthop_iter *it, const char *domain, int status,
 	case DNS_NODATA:
 		/* No MX: the domain's own addresses (RFC 5321 5.1). */
 		it->ok_domains++;
-		nexthop_add(it, domain, it->port, 0, 0);
+		if (nexthop_add(it, domain, it->port, 0, 0) == -1)
+			it->tempfail = 1;	/* out of memory: try again later */
 		return;
 	case DNS_NULLMX:
 		it->nullmx++;
@@ -405,6 +406,8 @@ nexthop_resolved(void *arg, int status, const struct dns_addrs *res)
 		it->naddrs = res->n;
 		nexthop_acache_put(t->host, res);
 	} else {
+		if (status == DNS_OK)		/* but no memory for the list */
+			status = DNS_TEMPFAIL;
 		if (status == DNS_TEMPFAIL || status == DNS_CANCELLED)
 			it->tempfail = 1;
 		snprintf(it->error, sizeof(it->error), "%s: %s", t->host,

@@ -84,14 +84,16 @@ notify_free(struct notify_job *j)
 static int
 notify_sender(const struct config *cfg, char *dst, size_t dstsz)
 {
-	int n;
+	const char *name = cfg->notify.sender[0] ? cfg->notify.sender :
+	    cfg->helo_name;
+	size_t need = strlen(name) + (cfg->notify.sender[0] ? 0 : 12);
 
-	if (cfg->notify.sender[0])
-		n = snprintf(dst, dstsz, "%.*s", (int)(dstsz - 1), cfg->notify.sender);
-	else
-		n = snprintf(dst, dstsz, "mailprevent@%.*s", (int)(dstsz - 13),
-		    cfg->helo_name);
-	return n < 0 || (size_t)n >= dstsz ? -1 : 0;
+	/* Refuse rather than cut: a shortened address is someone else's. */
+	if (need >= dstsz)
+		return -1;
+	snprintf(dst, dstsz, "%s%s", cfg->notify.sender[0] ? "" :
+	    "mailprevent@", name);
+	return 0;
 }
 
 static size_t
