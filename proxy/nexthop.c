@@ -21,6 +21,7 @@
 #include "dns.h"
 #include "log.h"
 #include "netaddr.h"
+#include "smtp_client.h"
 
 struct nexthop_target {
 	char		host[NETADDR_HOST_MAX + 1];
@@ -503,4 +504,28 @@ nexthop_iter_next(struct nexthop_iter *it, struct sockaddr_storage *ss,
 		it->resolved = 0;
 		it->cur++;
 	}
+}
+
+void
+nexthop_client_opts(const struct config *cfg, int tls,
+    struct smtp_client_opts *o, struct sockaddr_storage *src)
+{
+	socklen_t len;
+
+	memset(o, 0, sizeof(*o));
+	o->helo_name = cfg->helo_name;
+	/* The source address MTAs may route on (client-IP architecture). */
+	if (cfg->source_address[0] != '\0' &&
+	    netaddr_to_sockaddr(cfg->source_address, 0, src, &len) == 0) {
+		o->source = (struct sockaddr *)src;
+		o->sourcelen = len;
+	}
+	if (tls)
+		o->tls = cfg->tls.client_ctx;
+	o->t_connect = cfg->timeouts.connect;
+	o->t_greeting = cfg->timeouts.greeting;
+	o->t_reply = cfg->timeouts.reply;
+	o->t_data_init = cfg->timeouts.data_init;
+	o->t_data_block = cfg->timeouts.data_block;
+	o->t_data_done = cfg->timeouts.data_done;
 }

@@ -12,6 +12,8 @@
 
 struct config;
 struct dns;
+struct smtp_client_opts;
+struct sockaddr_storage;
 struct nexthop_iter;
 
 enum nexthop_status {
@@ -35,6 +37,14 @@ enum nexthop_outcome {
 	NEXTHOP_NO_MAIL		/* every domain has a null MX (RFC 7505): 5xx */
 };
 enum nexthop_outcome nexthop_iter_outcome(const struct nexthop_iter *);
+/*
+ * How to talk to a next hop under cfg: HELO name, source address (src is
+ * its storage), timeouts, and TLS when tls is set (outbound STARTTLS,
+ * verified). Relayed mail and notifications both use this.
+ */
+void		 nexthop_client_opts(const struct config *, int tls,
+		    struct smtp_client_opts *, struct sockaddr_storage *src);
+
 /* Forget cached MX answers (tests; a reload keeps them). */
 void		 nexthop_cache_clear(void);
 

@@ -208,25 +208,12 @@ notify_try_next(struct notify_job *j)
 {
 	struct smtp_client_opts o;
 	struct sockaddr_storage ss, src;
-	socklen_t sslen, srclen;
+	socklen_t sslen;
 	char label[NETADDR_HOST_MAX + 80], name[NETADDR_HOST_MAX + 1];
 
-	memset(&o, 0, sizeof(o));
-	o.helo_name = j->cfg->helo_name;
-	/* From the same address as relayed mail: MTAs route on it. */
-	if (j->cfg->source_address[0] != '\0' && netaddr_to_sockaddr(
-	    j->cfg->source_address, 0, &src, &srclen) == 0) {
-		o.source = (struct sockaddr *)&src;
-		o.sourcelen = srclen;
-	}
-	if (j->cfg->tls.outbound == TLS_OUT_ALWAYS)
-		o.tls = j->cfg->tls.client_ctx;
-	o.t_connect = j->cfg->timeouts.connect;
-	o.t_greeting = j->cfg->timeouts.greeting;
-	o.t_reply = j->cfg->timeouts.reply;
-	o.t_data_init = j->cfg->timeouts.data_init;
-	o.t_data_block = j->cfg->timeouts.data_block;
-	o.t_data_done = j->cfg->timeouts.data_done;
+	/* Like relayed mail; no upstream session to follow: TLS if "always". */
+	nexthop_client_opts(j->cfg, j->cfg->tls.outbound == TLS_OUT_ALWAYS, &o,
+	    &src);
 	for (;;) {
 		switch (nexthop_iter_next(j->hops, &ss, &sslen, label,
 		    sizeof(label), name, sizeof(name))) {

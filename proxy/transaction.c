@@ -181,30 +181,12 @@ txn_relay(struct txn *t, const struct smtp_reply *r)
 	txn_reply(t, code, enh, r->text.len ? r->text.data : "");
 }
 
-static void
-txn_client_opts(struct txn *t, struct smtp_client_opts *o,
-    struct sockaddr_storage *src)
+/* TLS to the next hop if and only if the upstream used it (follow). */
+static int
+txn_tls_out(const struct txn *t)
 {
-	const struct config *cfg = t->cfg;
-	socklen_t len;
-
-	memset(o, 0, sizeof(*o));
-	o->helo_name = cfg->helo_name;
-	if (cfg->source_address[0] != '\0' &&
-	    netaddr_to_sockaddr(cfg->source_address, 0, src, &len) == 0) {
-		o->source = (struct sockaddr *)src;
-		o->sourcelen = len;
-	}
-	/* TLS to the next hop if and only if the upstream used it (follow). */
-	if (cfg->tls.outbound == TLS_OUT_ALWAYS ||
-	    (cfg->tls.outbound == TLS_OUT_FOLLOW && t->tls_in))
-		o->tls = cfg->tls.client_ctx;
-	o->t_connect = cfg->timeouts.connect;
-	o->t_greeting = cfg->timeouts.greeting;
-	o->t_reply = cfg->timeouts.reply;
-	o->t_data_init = cfg->timeouts.data_init;
-	o->t_data_block = cfg->timeouts.data_block;
-	o->t_data_done = cfg->timeouts.data_done;
+	return t->cfg->tls.outbound == TLS_OUT_ALWAYS ||
+	    (t->cfg->tls.outbound == TLS_OUT_FOLLOW && t->tls_in);
 }
 
 static void
@@ -256,7 +238,7 @@ txn_try_next(struct txn *t)
 	socklen_t sslen;
 	char label[NETADDR_HOST_MAX + 80], name[NETADDR_HOST_MAX + 1];
 
-	txn_client_opts(t, &opts, &src);
+	nexthop_client_opts(t->cfg, txn_tls_out(t), &opts, &src);
 	for (;;) {
 		switch (nexthop_iter_next(t->hops, &ss, &sslen, label,
 		    sizeof(label), name, sizeof(name))) {
@@ -332,10 +314,8 @@ static void
 txn_pool_key(const struct txn *t, char *key, size_t keysz)
 {
 	const struct config *cfg = t->cfg;
-	int tls = cfg->tls.outbound == TLS_OUT_ALWAYS ||
-	    (cfg->tls.outbound == TLS_OUT_FOLLOW && t->tls_in);
 
-	snprintf(key, keysz, "%p|%d|%s", (const void *)cfg, tls,
+	snprintf(key, keysz, "%p|%d|%s", (const void *)cfg, txn_tls_out(t),
 	    cfg->mode == MODE_REFLECT ? t->client_ip : "");
 }
 
