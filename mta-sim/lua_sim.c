@@ -619,3 +619,20 @@ lua_sim_load(lua_State *L, const char *path, char *err, size_t errlen)
 	lua_settop(L, base);
 	return 0;
 }
+
+int
+lua_sim_index(lua_State *L, const char *mt, const char *what)
+{
+	const char *k = luaL_checkstring(L, 2);
+
+	luaL_checkudata(L, 1, mt);
+	if (luaL_getmetafield(L, 1, "methods") != LUA_TNIL) {
+		if (lua_getfield(L, -1, k) != LUA_TNIL)
+			return 1;
+		lua_pop(L, 2);
+	}
+	lua_getiuservalue(L, 1, 1);
+	if (lua_getfield(L, -1, k) != LUA_TNIL)
+		return 1;
+	return luaL_error(L, "%s has no field '%s'", what, k);
+}

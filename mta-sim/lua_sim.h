@@ -44,6 +44,12 @@ const char	*lua_sim_opt_string(lua_State *, int idx, const char *key,
 		    const char *def, const char *fname);
 int		 lua_sim_opt_bool(lua_State *, int idx, const char *key, int def,
 		    const char *fname);
+/*
+ * __index of a role object: a method from the metatable's "methods"
+ * table, else a field of the userdata's first user value, else an error
+ * naming `what` ("sink has no field 'x'").
+ */
+int		 lua_sim_index(lua_State *, const char *mt, const char *what);
 double		 lua_sim_opt_number(lua_State *, int idx, const char *key,
 		    double def, double min, double max, const char *fname);
 /*

@@ -280,18 +280,7 @@ static const luaL_Reg lua_sink_methods[] = {
 static int
 lua_sink_index(lua_State *L)
 {
-	const char *k = luaL_checkstring(L, 2);
-
-	luaL_checkudata(L, 1, LUA_SINK_MT);
-	if (luaL_getmetafield(L, 1, "methods") != LUA_TNIL) {
-		if (lua_getfield(L, -1, k) != LUA_TNIL)
-			return 1;
-		lua_pop(L, 2);
-	}
-	lua_getiuservalue(L, 1, 1);
-	if (lua_getfield(L, -1, k) != LUA_TNIL)
-		return 1;
-	return luaL_error(L, "sink has no field '%s'", k);
+	return lua_sim_index(L, LUA_SINK_MT, "sink");
 }
 
 static int

@@ -260,8 +260,12 @@ def("IP load balancer, bi-directional, forwarding to the MTA VIP",
   local in_ip = t:ip()
   local ps = {}
   for i = 1, 2 do
-    ps[i] = t:proxy{ name = "p" .. i, mode = "forward", next_hop = mta_vip,
-                     policies = R.POLICIES, extra = pp(in_ip) }
+    -- No next-hop session reuse: this layout is checked connection by
+    -- connection at the MTA VIP below.
+    local extra = pp(in_ip)
+    extra.next_hop = { hosts = { mta_vip.addr }, reuse_time = 0 }
+    ps[i] = t:proxy{ name = "p" .. i, mode = "forward", policies = R.POLICIES,
+                     extra = extra }
   end
   local vip = t:haproxy{ name = "vip", ip = in_ip, backends = ps, send_proxy = "v2" }
   for i = 1, 2 do mtas[i]:use_proxies{ vip } end
@@ -329,8 +333,10 @@ def("IP load balancer, bi-directional, reflecting to a return VIP",
                          backends = { mtas[1].resubmit, mtas[2].resubmit } }
   local ps = {}
   for i = 1, 2 do
+    -- No next-hop session reuse: the return VIP is checked connection by
+    -- connection below.
     ps[i] = t:proxy{ name = "p" .. i, mode = "reflect", resubmit_port = RETURN_PORT,
-                     policies = R.POLICIES }
+                     policies = R.POLICIES, extra = { next_hop = { reuse_time = 0 } } }
   end
   local vip = t:haproxy{ name = "vip", ip = vip_ip, backends = ps }
   for i = 1, 2 do mtas[i]:use_proxies{ vip } end
