@@ -11,6 +11,8 @@
 #   callgrind  the proxy under valgrind --tool=callgrind, with a tenth of
 #              the messages (it runs some 50 times slower); prints
 #              callgrind_annotate, exclusive and inclusive.
+#   strace     strace -c on the running proxy, with a tenth of the
+#              messages: system calls by count, and per message.
 # Output files stay in build/bench/profile/ (perf.data or callgrind.out).
 
 set -u
@@ -22,7 +24,7 @@ while getopts "t:p:l:g" o; do
 	p) PATHNAME=$OPTARG ;;
 	l) LOAD=$OPTARG ;;
 	g) CALLGRAPH=1 ;;
-	*) echo "usage: bench/profile.sh [-t perf|callgrind] [-p proxy|policies] [-l LOAD] [-g]" >&2; exit 2 ;;
+	*) echo "usage: bench/profile.sh [-t perf|callgrind|strace] [-p proxy|policies] [-l LOAD] [-g]" >&2; exit 2 ;;
 	esac
 done
 case $LOAD in
@@ -87,6 +89,25 @@ callgrind)
 	echo "== inclusive"
 	callgrind_annotate --inclusive=yes "$OUT/callgrind.out" 2>/dev/null | \
 	    sed -n '/^Ir/,$p' | head -40
+	;;
+strace)
+	command -v strace >/dev/null || die "strace not installed"
+	proxy_start "$W/p.yaml"
+	strace -c -f -q -p "$P_PID" -o "$OUT/strace.txt" &
+	ST=$!
+	PIDS+=("$ST")
+	# Like perf, strace attaches silently; the first messages may go uncounted.
+	M=$((N / 10))
+	# shellcheck disable=SC2086
+	smtp-source -s 20 $OPTS -l $LEN -m $M "$P_ADDR" || die "smtp-source failed"
+	kill -INT "$ST"
+	wait "$ST"
+	forget "$ST"
+	proxy_stop
+	echo "== $PATHNAME, $LOAD: system calls ($M messages)"
+	awk -v m="$M" 'NR <= 2 || /^-/ { print; next }
+	    $4 ~ /^[0-9]+$/ { printf "%s  %6.2f/msg\n", $0, $4 / m; next }
+	    { print }' "$OUT/strace.txt"
 	;;
 *)
 	die "unknown tool $TOOL"

@@ -1097,6 +1097,10 @@ sink_cmd_next(struct sink_session *s)
 		sink_consume(s, len + 1);
 		return 1;
 	}
+	/* Tests see whether a client pipelines: commands queued behind. */
+	if (avail > (size_t)(nl - p) + 1 && !s->resume)
+		sink_event(s, "event=pipelined behind=%zu",
+		    avail - (size_t)(nl - p) - 1);
 	if (len > 0 && p[len - 1] == '\r')
 		len--;
 	if (len > SINK_LINE_MAX)

@@ -136,6 +136,7 @@ static const struct config_key config_next_hop_keys[] = {
 	{ "hosts",	config_list_hosts,	0, 0, 0, LINE_HOSTS, NULL },
 	{ "domains",	config_list_domains,	0, 0, 0, LINE_DOMAINS, NULL },
 	{ "reuse_time",	config_duration,	OFF(reuse_time), 0, 300, LINE_NONE, NULL },
+	{ "pipelining",	config_bool,		OFF(pipelining), 0, 0, LINE_NONE, NULL },
 	{ NULL, NULL, 0, 0, 0, LINE_NONE, NULL }
 };
 
@@ -1676,6 +1677,7 @@ config_defaults(void)
 	cf->allow_clients.n = 2;
 	cf->workers = 1;
 	cf->reuse_time = 2;
+	cf->pipelining = 1;
 	cf->dns_timeout = 5;
 	cf->dns_tries = 2;
 	cf->policy_limits.instructions = 50000000;

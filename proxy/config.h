@@ -85,6 +85,7 @@ struct config {
 	char			**dns_servers;		/* "ip[:port]"; none = system resolver */
 	size_t			 ndns_servers;
 	unsigned		 reuse_time;		/* next_hop.reuse_time: idle sessions kept (2 s) */
+	int			 pipelining;		/* next_hop.pipelining: MAIL waits for RCPT (on) */
 	unsigned		 dns_timeout;		/* seconds per try (5) */
 	unsigned		 dns_tries;		/* tries per server (2) */
 	char			 helo_name[256];

@@ -21,6 +21,7 @@
 
 #include "log.h"
 #include "netaddr.h"
+#include "sendnow.h"
 #include "tls.h"
 
 enum smtp_client_state {
@@ -64,6 +65,10 @@ struct smtp_client {
 	unsigned		 ext;
 	struct smtp_reply	 reply;
 	struct buf		 payload;
+	/* MAIL and RCPT sent in one write (smtp_client_mail_rcpt): */
+	int			 rcpt_behind;	/* RCPT's reply follows MAIL's */
+	int			 mail_ok;	/* the last MAIL got 2xx */
+	struct smtp_reply	 held;		/* MAIL's refusal, reported for RCPT */
 };
 
 /* Clients that own themselves after QUIT, so exit can reclaim them. */
@@ -136,6 +141,7 @@ smtp_client_new(struct event_base *base, const char *sid,
 	c->arg = arg;
 	snprintf(c->sid, sizeof(c->sid), "%s", sid);
 	smtp_reply_init(&c->reply);
+	smtp_reply_init(&c->held);
 	buf_init(&c->payload);
 	if ((c->timer = evtimer_new(base, smtp_client_timeout, c)) == NULL) {
 		free(c);
@@ -155,6 +161,7 @@ smtp_client_free(struct smtp_client *c)
 		bufferevent_free(c->bev);
 	event_free(c->timer);
 	smtp_reply_free(&c->reply);
+	smtp_reply_free(&c->held);
 	buf_free(&c->payload);
 	free(c);
 }
@@ -231,7 +238,7 @@ smtp_client_send(struct smtp_client *c, const char *line, size_t len,
 {
 	smtp_reply_reset(&c->reply);
 	smtp_client_enter_state(c, next);
-	if (bufferevent_write(c->bev, line, len) == -1)
+	if (sendnow(c->bev, line, len) == -1)
 		smtp_client_fail(c, "write failed");
 }
 
@@ -354,8 +361,19 @@ smtp_client_reply(struct smtp_client *c)
 		snprintf(why, sizeof(why), "helo %d", c->reply.code);
 		smtp_client_fail(c, why);
 		return;
-	case CLIENT_MAIL:
 	case CLIENT_RCPT:
+		if (c->held.code != 0) {
+			/* MAIL was refused: that refusal is RCPT's answer. */
+			struct smtp_reply own = c->reply;
+
+			c->reply = c->held;
+			c->held = own;
+			smtp_reply_reset(&c->held);
+			smtp_client_report(c);
+			return;
+		}
+		/* FALLTHROUGH */
+	case CLIENT_MAIL:
 	case CLIENT_DONE:
 		if (cls == 3) {
 			snprintf(why, sizeof(why), "protocol: unexpected %d",
@@ -363,16 +381,22 @@ smtp_client_reply(struct smtp_client *c)
 			smtp_client_fail(c, why);
 			return;
 		}
+		if (c->state == CLIENT_MAIL)
+			c->mail_ok = cls == 2;
 		smtp_client_report(c);
 		return;
 	case CLIENT_DATA:
 		if (c->reply.code == 354) {
 			smtp_reply_reset(&c->reply);
 			smtp_client_enter_state(c, CLIENT_BODY);
-			if (bufferevent_write(c->bev, c->payload.data,
-			    c->payload.len) == -1) {
+			switch (sendnow(c->bev, c->payload.data,
+			    c->payload.len)) {
+			case -1:
 				smtp_client_fail(c, "write failed");
 				return;
+			case 1:	/* all out: no write callback will say so */
+				smtp_client_enter_state(c, CLIENT_DONE);
+				break;
 			}
 			buf_free(&c->payload);
 			return;
@@ -403,6 +427,35 @@ smtp_client_reply(struct smtp_client *c)
 		smtp_client_fail(c, why);
 		return;
 	}
+}
+
+/*
+ * MAIL's reply with RCPT's still to come: keep a refusal to report in
+ * RCPT's place (a next hop answers that RCPT with a 503, which says
+ * nothing about the recipient). Returns 0 once the client failed.
+ */
+static int
+smtp_client_mail_answered(struct smtp_client *c)
+{
+	struct smtp_reply r;
+	char why[64];
+
+	c->rcpt_behind = 0;
+	if (smtp_reply_class(&c->reply) == 3) {
+		snprintf(why, sizeof(why), "protocol: unexpected %d",
+		    c->reply.code);
+		smtp_client_fail(c, why);
+		return 0;
+	}
+	c->mail_ok = smtp_reply_class(&c->reply) == 2;
+	if (!c->mail_ok) {
+		r = c->held;
+		c->held = c->reply;
+		c->reply = r;
+	}
+	smtp_reply_reset(&c->reply);
+	smtp_client_enter_state(c, CLIENT_RCPT);
+	return 1;
 }
 
 /* 220 to STARTTLS: put TLS under the session, then EHLO again. */
@@ -481,9 +534,14 @@ smtp_client_readcb(struct bufferevent *bev, void *arg)
 				smtp_client_free(c);
 				return;
 			}
+			if (c->state == CLIENT_MAIL && c->rcpt_behind) {
+				if (!smtp_client_mail_answered(c))
+					return;
+				continue;
+			}
 			/*
-			 * We never pipeline to a next hop, so one command has
-			 * exactly one reply: anything after it is an attempt
+			 * Each command in flight has exactly one reply (MAIL and
+			 * RCPT pipelined are two): anything after the last is an attempt
 			 * to answer ahead (or to inject). Bytes arriving later
 			 * are caught as "unsolicited". The reply may make the
 			 * owner free us, so nothing of c is touched after it.
@@ -627,6 +685,37 @@ smtp_client_rcpt(struct smtp_client *c, const struct smtp_rcpt_args *r)
 		return;
 	}
 	smtp_client_send(c, line, (size_t)n, CLIENT_RCPT);
+}
+
+void
+smtp_client_mail_rcpt(struct smtp_client *c, const struct smtp_mail_args *m,
+    uint64_t size, const struct smtp_rcpt_args *r)
+{
+	char line[2 * SMTP_PATH_MAX + SMTP_XTEXT_MAX + 384];
+	int n, k;
+
+	smtp_client_check_ready(c, "MAIL+RCPT");
+	if (!(c->ext & SMTP_EXT_PIPELINING))
+		log_panic("MAIL+RCPT to a next hop without PIPELINING");
+	n = smtp_format_mail(line, sizeof(line), m, c->ext, size);
+	if (n < 0) {
+		smtp_client_fail(c, "MAIL line too long");
+		return;
+	}
+	k = smtp_format_rcpt(line + n, sizeof(line) - (size_t)n, r, c->ext);
+	if (k < 0) {
+		smtp_client_fail(c, "RCPT line too long");
+		return;
+	}
+	smtp_reply_reset(&c->held);
+	c->rcpt_behind = 1;
+	smtp_client_send(c, line, (size_t)(n + k), CLIENT_MAIL);
+}
+
+int
+smtp_client_mail_ok(const struct smtp_client *c)
+{
+	return c->mail_ok;
 }
 
 void

@@ -1,7 +1,8 @@
 /*
  * smtp_client: the outbound role. One SMTP client session to one next
  * hop. It runs the greeting and EHLO (falling back to HELO), then one
- * command at a time on behalf of its owner (transaction.c), reporting
+ * command at a time (MAIL and RCPT may go together, see
+ * smtp_client_mail_rcpt) on behalf of its owner (transaction.c), reporting
  * each outcome through a single callback. Replies are checked against
  * what each command may get back; anything else is a protocol failure,
  * and nothing a hostile next hop sends is relayed raw.
@@ -54,6 +55,14 @@ int	smtp_client_connect(struct smtp_client *, const struct sockaddr *,
 void	smtp_client_mail(struct smtp_client *, const struct smtp_mail_args *,
 	    uint64_t size);
 void	smtp_client_rcpt(struct smtp_client *, const struct smtp_rcpt_args *);
+/*
+ * MAIL and RCPT in one write, to a next hop offering PIPELINING. One
+ * callback, for RCPT; if MAIL was refused, it carries MAIL's refusal.
+ * smtp_client_mail_ok() then says which it was.
+ */
+void	smtp_client_mail_rcpt(struct smtp_client *, const struct smtp_mail_args *,
+	    uint64_t size, const struct smtp_rcpt_args *);
+int	smtp_client_mail_ok(const struct smtp_client *);	/* last MAIL got 2xx */
 /*
  * Send DATA; on 354 send payload (already dot-stuffed and terminated) and
  * report the reply to the final dot. A non-354 reply to DATA is reported

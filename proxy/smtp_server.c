@@ -16,7 +16,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/queue.h>
+#include <sys/socket.h>
 #include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
@@ -31,6 +33,7 @@
 #include "log.h"
 #include "netaddr.h"
 #include "proxyproto.h"
+#include "sendnow.h"
 #include "smtp_addr.h"
 #include "smtp_cmd.h"
 #include "smtp_data.h"
@@ -68,10 +71,12 @@ enum smtp_server_pending {
 #define SF_SKIPLINE	0x04	/* discarding the rest of an over-long line */
 #define SF_TLS		0x08	/* STARTTLS done (or under way) */
 #define SF_HANDSHAKE	0x10	/* TLS handshake under way: no commands */
+#define SF_LINGER	0x20	/* closing: half-closed, discarding input */
 
 #define SRV_OUTPUT_MAX	(64 * 1024)	/* stop reading commands past this */
 #define SRV_INPUT_MAX	(256 * 1024)	/* read watermark */
 #define SRV_CLOSE_GRACE	10		/* seconds to flush a last reply */
+#define SRV_LINGER	2		/* seconds to wait for the client's EOF */
 
 struct smtp_session {
 	TAILQ_ENTRY(smtp_session) entry;
@@ -203,9 +208,9 @@ smtp_server_write_reply(struct smtp_session *s, int code, const char *enh,
 	struct buf out = BUF_INIT;
 
 	if (smtp_reply_format(&out, code, enh, text) == 0)
-		bufferevent_write(s->bev, out.data, out.len);
+		sendnow(s->bev, out.data, out.len);
 	else	/* never leave the client waiting for a reply */
-		bufferevent_write(s->bev, fallback, sizeof(fallback) - 1);
+		sendnow(s->bev, fallback, sizeof(fallback) - 1);
 	buf_free(&out);
 	log_msg(code >= 400 ? LOG_INFO : LOG_DEBUG, s->sid, "reply",
 	    "code=%d", code);
@@ -257,6 +262,37 @@ smtp_server_close(struct smtp_session *s, const char *reason)
 	smtp_server_arm(s, SRV_CLOSE_GRACE);
 	if (evbuffer_get_length(bufferevent_get_output(s->bev)) == 0)
 		event_active(s->resume, EV_TIMEOUT, 0);
+}
+
+/*
+ * The last reply is out. Closing now with client input unread makes the
+ * kernel send a RST, and a RST can destroy that reply (a 421 after a
+ * flood, say) before the client reads it. Half-close instead, discard
+ * what still comes, and free on the client's EOF or after SRV_LINGER.
+ * Returns 1 while lingering. Not under TLS: the raw socket is not ours.
+ */
+static int
+smtp_server_linger(struct smtp_session *s)
+{
+	evutil_socket_t fd = bufferevent_getfd(s->bev);
+	struct evbuffer *in = bufferevent_get_input(s->bev);
+	int unread = 0;
+
+	if (s->flags & SF_LINGER)
+		return 1;
+	if (bufferevent_get_underlying(s->bev) != NULL || fd == -1)
+		return 0;
+	if (evbuffer_get_length(in) == 0 &&
+	    (ioctl(fd, FIONREAD, &unread) == -1 || unread <= 0))
+		return 0;
+	if (shutdown(fd, SHUT_WR) == -1)
+		return 0;
+	s->flags |= SF_LINGER;
+	evbuffer_drain(in, evbuffer_get_length(in));
+	bufferevent_setwatermark(s->bev, EV_READ, 0, 0);
+	bufferevent_enable(s->bev, EV_READ);
+	smtp_server_arm(s, SRV_LINGER);
+	return 1;
 }
 
 static void
@@ -959,7 +995,14 @@ smtp_server_process(struct smtp_session *s)
 static void
 smtp_server_readcb(struct bufferevent *bev, void *arg)
 {
-	smtp_server_process(arg);
+	struct smtp_session *s = arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
+
+	if (s->flags & SF_LINGER) {
+		evbuffer_drain(in, evbuffer_get_length(in));
+		return;
+	}
+	smtp_server_process(s);
 }
 
 static void
@@ -988,8 +1031,10 @@ smtp_server_resume(evutil_socket_t fd, short ev, void *arg)
 		 */
 		struct timeval again = { 0, 20000 };
 
-		if (smtp_server_flushed(s))
-			smtp_server_free(s);
+		if (smtp_server_flushed(s)) {
+			if (!smtp_server_linger(s))
+				smtp_server_free(s);
+		}
 		else if (evbuffer_get_length(bufferevent_get_output(s->bev)) == 0)
 			event_add(s->resume, &again);
 		return;

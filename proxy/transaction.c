@@ -51,6 +51,7 @@ struct txn {
 	struct nexthop_iter	*hops;
 	enum txn_op		 op;
 	int			 open;		/* next hop accepted MAIL */
+	int			 mail_held;	/* MAIL answered here, to go with RCPT */
 	unsigned		 count;		/* messages handed to a next hop */
 	struct smtp_mail_args	 mail;
 	struct smtp_rcpt_args	 rcpt;		/* the RCPT in flight */
@@ -151,6 +152,7 @@ static void
 txn_end(struct txn *t)
 {
 	t->open = 0;
+	t->mail_held = 0;
 	/* Keep small buffers for the next message; give large ones back. */
 	if (t->content.cap > 1024 * 1024)
 		buf_free(&t->content);
@@ -267,32 +269,47 @@ txn_try_next(struct txn *t)
 	}
 }
 
+/*
+ * MAIL to a ready next hop. One offering PIPELINING gets it together
+ * with the first RCPT, one write and one round trip fewer per message;
+ * the upstream's MAIL is answered here, and a refusal of the sender
+ * reaches it as the reply to each RCPT.
+ */
+static void
+txn_mail_send(struct txn *t, struct smtp_client *c)
+{
+	if (t->cfg->pipelining && (smtp_client_ext(c) & SMTP_EXT_PIPELINING)) {
+		t->mail_held = 1;
+		txn_reply(t, 250, "2.1.0", "Ok");
+		return;
+	}
+	t->op = TXN_MAIL;
+	smtp_client_mail(c, &t->mail, txn_size_hint(t));
+}
+
 void
 txn_mail(struct txn *t, const struct smtp_mail_args *m)
 {
+	char key[160];
+
 	t->mail = *m;
 	t->open = 0;
+	t->mail_held = 0;
 	txn_clear_rcpts(t);
 	txn_clear_verdict(t);
-	if (t->out != NULL && smtp_client_ready(t->out)) {
-		t->op = TXN_MAIL;
-		smtp_client_mail(t->out, &t->mail, txn_size_hint(t));
-		return;
-	}
-	smtp_client_free(t->out);
-	t->out = NULL;
-	{
-		char key[160];
-
+	if (t->out == NULL || !smtp_client_ready(t->out)) {
+		smtp_client_free(t->out);
+		t->out = NULL;
 		txn_pool_key(t, key, sizeof(key));
 		if (!t->cfg->mx_lookup && (t->out = pool_get(key)) != NULL) {
 			smtp_client_set_owner(t->out, t->sid, txn_client_cb, t);
 			log_msg(LOG_INFO, t->sid, "nexthop-reused", "hop=%s",
 			    smtp_client_label(t->out));
-			t->op = TXN_MAIL;
-			smtp_client_mail(t->out, &t->mail, txn_size_hint(t));
-			return;
 		}
+	}
+	if (t->out != NULL) {
+		txn_mail_send(t, t->out);
+		return;
 	}
 	t->hops = nexthop_iter_new(t->cfg, t->sid, (struct sockaddr *)&t->peer,
 	    t->dns, txn_wake, t);
@@ -333,13 +350,17 @@ txn_size_hint(const struct txn *t)
 void
 txn_rcpt(struct txn *t, const struct smtp_rcpt_args *r)
 {
-	if (!t->open || t->out == NULL || !smtp_client_ready(t->out)) {
+	if (!(t->open || t->mail_held) || t->out == NULL ||
+	    !smtp_client_ready(t->out)) {
 		txn_reply(t, 451, "4.4.2", "Connection to next hop lost");
 		return;
 	}
 	t->rcpt = *r;
 	t->op = TXN_RCPT;
-	smtp_client_rcpt(t->out, r);
+	if (t->mail_held)
+		smtp_client_mail_rcpt(t->out, &t->mail, txn_size_hint(t), r);
+	else
+		smtp_client_rcpt(t->out, r);
 }
 
 static void
@@ -726,8 +747,7 @@ txn_client_cb(struct smtp_client *c, enum smtp_client_event ev,
 		    smtp_client_label(c), smtp_client_ext(c));
 		nexthop_iter_free(t->hops);
 		t->hops = NULL;
-		t->op = TXN_MAIL;
-		smtp_client_mail(c, &t->mail, txn_size_hint(t));
+		txn_mail_send(t, c);
 		return;
 	case SMTP_CLIENT_FAILED:
 		smtp_client_free(c);
@@ -744,7 +764,12 @@ txn_client_cb(struct smtp_client *c, enum smtp_client_event ev,
 		txn_relay(t, r);
 		return;
 	case TXN_RCPT:
-		if (ok)
+		/* A refused held MAIL stays held: the next RCPT tries again. */
+		if (t->mail_held && smtp_client_mail_ok(c)) {
+			t->mail_held = 0;
+			t->open = 1;
+		}
+		if (ok && t->open)
 			txn_add_rcpt(t, t->rcpt.addr);
 		txn_relay(t, r);
 		return;

@@ -1271,6 +1271,13 @@ sink_wait_idle_at(const char *file, int line, struct sink *s)
 char *
 h_yaml(const int *ports, size_t n, const char *extra)
 {
+	return h_yaml_hop(ports, n, "", extra);
+}
+
+char *
+h_yaml_hop(const int *ports, size_t n, const char *hop_extra,
+    const char *extra)
+{
 	struct buf b = BUF_INIT;
 	size_t i;
 
@@ -1280,11 +1287,12 @@ h_yaml(const int *ports, size_t n, const char *extra)
 	    "  hosts: [");
 	for (i = 0; i < n; i++)
 		buf_appendf(&b, "%s\"127.0.0.1:%d\"", i ? ", " : "", ports[i]);
-	buf_appendf(&b, "]\n"
+	buf_appendf(&b, "]\n%s"
 	    "helo_name: \"mailprevent.test\"\n"
 	    "pass_header: \"%s\"\n"
 	    "max_message_size: %d\n"
-	    "%s", H_PASS_HEADER, H_MAX_SIZE, extra != NULL ? extra : "");
+	    "%s", hop_extra, H_PASS_HEADER, H_MAX_SIZE,
+	    extra != NULL ? extra : "");
 	buf_cstr(&b);
 	if (b.data == NULL)
 		H_DIE("out of memory");

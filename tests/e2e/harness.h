@@ -196,6 +196,9 @@ char	*proxy_wait_log_at(const char *file, int line, struct proxy *,
  * (more YAML, may be "").
  */
 char	*h_yaml(const int *ports, size_t n, const char *extra);
+/* The same, with hop_extra ("  key: value\n" lines) under next_hop. */
+char	*h_yaml_hop(const int *ports, size_t n, const char *hop_extra,
+	    const char *extra);
 #define H_PASS_HEADER	"X-Filter-Loop: Reflected"
 #define H_MAX_SIZE	1048576
 

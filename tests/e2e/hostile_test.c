@@ -142,7 +142,10 @@ START_TEST(test_sink_raw_bad_specs)
 END_TEST
 
 /*
- * The proxy against a hostile next hop.
+ * The proxy against a hostile next hop. Every case runs twice: with
+ * next_hop.pipelining (the default), where MAIL leaves with the first
+ * RCPT and a fault in MAIL's reply reaches the upstream at RCPT; and
+ * without, where each command waits for its own reply.
  */
 
 enum step { AT_MAIL, AT_RCPT, AT_DOT };
@@ -150,7 +153,8 @@ enum step { AT_MAIL, AT_RCPT, AT_DOT };
 struct hcase {
 	const char	*rule;		/* sink --rule; NULL: nothing listens */
 	const char	*yaml;		/* extra YAML (timeouts) */
-	enum step	 at;		/* where the upstream sees the failure */
+	enum step	 at;		/* where the upstream sees the failure,
+					   without pipelining */
 	int		 code;		/* that reply's code; 4: any 4xx */
 	const char	*marker;	/* must never reach the upstream */
 };
@@ -224,6 +228,16 @@ check_clean(struct cli *c, const char *what, const char *marker)
 	    "%s: \"%s\" reached the upstream", what, marker);
 }
 
+/* Where the upstream sees hc's failure, with pipelining on or off. */
+static enum step
+hostile_step(const struct hcase *hc, int pipelining)
+{
+	if (pipelining && hc->at == AT_MAIL && hc->rule != NULL &&
+	    strncmp(hc->rule, "mail#", 5) == 0)
+		return AT_RCPT;
+	return hc->at;
+}
+
 static void
 check_failure(const struct hcase *hc, const struct cli_reply *rep,
     const char *step)
@@ -237,9 +251,10 @@ check_failure(const struct hcase *hc, const struct cli_reply *rep,
 
 /* MAIL, RCPT, DATA, content: the failure where hc says, 250s before it. */
 static void
-hostile_session(struct proxy *px, const struct hcase *hc)
+hostile_session(struct proxy *px, const struct hcase *hc, enum step at)
 {
 	const char *what = hc->rule ? hc->rule : "(refused)";
+	int cls = hc->code == 4 ? 4 : hc->code / 100;
 	struct cli_reply *rep;
 	struct cli *c;
 	char *msg;
@@ -247,16 +262,15 @@ hostile_session(struct proxy *px, const struct hcase *hc)
 
 	c = cli_open(px->port);
 	cli_sendf(c, "MAIL FROM:<a@x>\r\n");
-	rep = cli_expect_class(c, hc->at == AT_MAIL ? (hc->code == 550 ? 5 :
-	    4) : 2);
-	if (hc->at == AT_MAIL) {
+	rep = cli_expect_class(c, at == AT_MAIL ? cls : 2);
+	if (at == AT_MAIL) {
 		check_failure(hc, rep, "MAIL");
 		goto out;
 	}
 	H_CHECK(rep->code == 250, "%s: MAIL got %d", what, rep->code);
 	cli_sendf(c, "RCPT TO:<b@y>\r\n");
-	rep = cli_expect_class(c, hc->at == AT_RCPT ? 4 : 2);
-	if (hc->at == AT_RCPT) {
+	rep = cli_expect_class(c, at == AT_RCPT ? cls : 2);
+	if (at == AT_RCPT) {
 		check_failure(hc, rep, "RCPT");
 		goto out;
 	}
@@ -273,7 +287,8 @@ out:
 
 START_TEST(test_hostile_next_hop)
 {
-	const struct hcase *hc = &hcases[_i];
+	const struct hcase *hc = &hcases[_i % NHCASES];
+	int pipelining = _i < NHCASES;
 	struct sink *s = NULL;
 	struct proxy *px;
 	struct cli_reply *rep;
@@ -285,9 +300,10 @@ START_TEST(test_hostile_next_hop)
 		port = s->port;
 	} else
 		port = h_free_port();
-	px = proxy_start(h_yaml(&port, 1, hc->yaml));
+	px = proxy_start(h_yaml_hop(&port, 1, pipelining ? "" :
+	    "  pipelining: false\n", hc->yaml));
 
-	hostile_session(px, hc);
+	hostile_session(px, hc, hostile_step(hc, pipelining));
 
 	/* The proxy is alive and the next hop (#2 onwards) is normal now. */
 	c = cli_open(px->port);
@@ -354,7 +370,7 @@ main(void)
 	suite_add_tcase(s, tc);
 
 	tc = h_tcase("next-hop");
-	tcase_add_loop_test(tc, test_hostile_next_hop, 0, NHCASES);
+	tcase_add_loop_test(tc, test_hostile_next_hop, 0, 2 * NHCASES);
 	tcase_add_test(tc, test_control_bytes_scrubbed);
 	suite_add_tcase(s, tc);
 	return h_run(s);

@@ -188,15 +188,17 @@ START_TEST(test_mixed_rcpt_replies)
 }
 END_TEST
 
+/* next_hop.pipelining off: each command waits for the next hop's reply. */
 START_TEST(test_mail_reply_relayed)
 {
-	static const char *const args[] = {
-		"--rule", "mail#1=reply:550 5.7.1 sender refused by policy", NULL
-	};
-	struct rig r = rig_start("", args);
+	struct rig r;
 	struct cli_reply *rep;
 	struct cli *c;
 
+	r.sink = sink_start(NULL, "--rule",
+	    "mail#1=reply:550 5.7.1 sender refused by policy", (char *)NULL);
+	r.px = proxy_start(h_yaml_hop(&r.sink->port, 1,
+	    "  pipelining: false\n", ""));
 	c = cli_open(r.px->port);
 	rep = cli_cmd(c, 550, "5.7.1", "MAIL FROM:<a@x>");
 	H_CHECK(strcmp(rep->text, "sender refused by policy") == 0,
@@ -209,6 +211,43 @@ START_TEST(test_mail_reply_relayed)
 	H_CHECK(h_env_line(sink_env(r.sink, 0), "mail-from <a2@x>") != NULL,
 	    "%s", sink_env(r.sink, 0));
 	cli_quit(c);
+}
+END_TEST
+
+/*
+ * With pipelining (the default) MAIL goes out with the first RCPT: the
+ * proxy answers MAIL itself, and the next hop's refusal of the sender is
+ * the reply to RCPT. The next RCPT sends MAIL again.
+ */
+START_TEST(test_mail_refusal_at_rcpt)
+{
+	static const char *const args[] = {
+		"--rule", "mail#1=reply:550 5.7.1 sender refused by policy", NULL
+	};
+	struct rig r = rig_start("", args);
+	struct cli_reply *rep;
+	const char *env;
+	struct cli *c;
+
+	c = cli_open(r.px->port);
+	cli_cmd(c, 250, NULL, "MAIL FROM:<a@x>");
+	rep = cli_cmd(c, 550, "5.7.1", "RCPT TO:<b@y>");
+	H_CHECK(strcmp(rep->text, "sender refused by policy") == 0,
+	    "text \"%s\"", rep->text);
+	cli_cmd(c, 250, NULL, "RCPT TO:<c@y>");
+	cli_cmd(c, 354, NULL, "DATA");
+	cli_sendf(c, "Subject: second try\r\n\r\nx\r\n.\r\n");
+	cli_expect(c, 250, NULL);
+	cli_quit(c);
+	H_CHECK(sink_count(r.sink) == 1, "%zu", sink_count(r.sink));
+	env = sink_env(r.sink, 0);
+	H_CHECK(h_env_line(env, "mail-from <a@x>") != NULL, "%s", env);
+	H_CHECK(h_env_count(env, "rcpt ") == 1 &&
+	    h_env_line(env, "rcpt <c@y>") != NULL, "%s", env);
+	/* Both times MAIL reached the sink with RCPT right behind it. */
+	H_CHECK(sink_events(r.sink, "event=pipelined") == 2, "%zu pipelined "
+	    "commands at the sink, want 2 (MAIL twice)",
+	    sink_events(r.sink, "event=pipelined"));
 }
 END_TEST
 
@@ -452,6 +491,7 @@ main(void)
 	tcase_add_test(tc, test_empty_body_and_relayed_log);
 	tcase_add_test(tc, test_mixed_rcpt_replies);
 	tcase_add_test(tc, test_mail_reply_relayed);
+	tcase_add_test(tc, test_mail_refusal_at_rcpt);
 	tcase_add_test(tc, test_ehlo_keywords);
 	tcase_add_test(tc, test_pipelining);
 	suite_add_tcase(s, tc);
