@@ -75,39 +75,39 @@ detect_lower(unsigned char c)
 #define HIGHS		0x8080808080808080ULL
 
 /*
- * Does any byte of x lie in '0'..'9'? The classic "byte between m and n"
- * test, exact for bytes below 0x80; ~x drops bytes with the top bit set.
+ * The top bit of each byte of x that lies in '0'..'9': the classic
+ * "byte between m and n" test. No sum crosses a byte boundary (low is
+ * at most 0x7f), so each byte's bit is exact; ~x drops bytes with the
+ * top bit set.
  */
-static inline int
-detect_has_digit(uint64_t x)
+static inline uint64_t
+detect_digit_bits(uint64_t x)
 {
 	uint64_t low = x & (ONES * 0x7f);
 
-	return ((ONES * (0x7f + ('9' + 1)) - low) & ~x &
-	    (low + ONES * (0x7f - ('0' - 1))) & HIGHS) != 0;
+	return (ONES * (0x7f + ('9' + 1)) - low) & ~x &
+	    (low + ONES * (0x7f - ('0' - 1))) & HIGHS;
 }
 
 /* Index of the first digit at or after i, or n. */
 static size_t
 detect_next_digit(const char *s, size_t i, size_t n)
 {
-	uint64_t x;
-	size_t end;
+	uint64_t x, m;
 
-	for (;;) {
-		while (i + 8 <= n) {
-			memcpy(&x, s + i, 8);
-			if (detect_has_digit(x))
-				break;
-			i += 8;
-		}
-		end = i + 8 < n ? i + 8 : n;
-		for (; i < end; i++)
-			if (detect_isdigit(U(s, i)))
-				return i;
-		if (i >= n)
-			return n;
+	for (; i + 8 <= n; i += 8) {
+		memcpy(&x, s + i, 8);
+		if ((m = detect_digit_bits(x)) != 0)
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+			return i + ((size_t)__builtin_ctzll(m) >> 3);
+#else
+			return i + ((size_t)__builtin_clzll(m) >> 3);
+#endif
 	}
+	for (; i < n; i++)
+		if (detect_isdigit(U(s, i)))
+			return i;
+	return n;
 }
 
 static size_t

@@ -1431,6 +1431,30 @@ START_TEST(scan_alignment)
 }
 END_TEST
 
+/*
+ * Bytes that sit next to the digits in value ('/', ':') or whose low
+ * seven bits are digits (0xb0-0xb9) are not digits, at any alignment.
+ */
+START_TEST(scan_near_digits)
+{
+	static const char noise[] = "/:\xb0\xb5\xb9\xff/:\xb1\xb8:/\xb3\xb4";
+	char text[128];
+	size_t k, len;
+
+	for (k = 0; k < sizeof(noise); k++) {
+		len = (size_t)snprintf(text, sizeof(text), "%.*s %s %s",
+		    (int)k, noise, "4111111111111111", noise);
+		ck_assert_uint_eq(scan(detect_cards, text, NULL, 0), 1);
+		len = (size_t)snprintf(text, sizeof(text), "%.*s %s %.*s",
+		    (int)k, noise, "899-99-9999", (int)k, noise);
+		ck_assert_msg(scan(detect_ssn, text, NULL, 0) == 1,
+		    "offset %zu, %zu bytes", k, len);
+		/* noise alone: nothing to find, and no read past the end */
+		ck_assert_uint_eq(scan(detect_cards, noise + k, NULL, 0), 0);
+	}
+}
+END_TEST
+
 static Suite *
 detect_suite(void)
 {
@@ -1445,6 +1469,7 @@ detect_suite(void)
 	tcase_add_test(tc, cards_count_and_mask);
 
 	tcase_add_test(tc, scan_alignment);
+	tcase_add_test(tc, scan_near_digits);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("ssn");
