@@ -704,7 +704,8 @@ detect_iban(const char *s, size_t n, char *sample, size_t samplesz)
 
 #define KW_MATCH	0x80000000u	/* on a transition: target has output */
 #define KW_STREAMS	4		/* detect_kw_count() assumes 4 */
-#define KW_SPLIT_MIN	(16u << 10)	/* shorter texts run as one stream */
+#define KW_SPLIT_MIN	512u		/* shorter texts run as one stream, */
+#define KW_SPLIT_TERM	32u		/* and texts under 32 x the longest term */
 #define KW_NONE		UINT32_MAX	/* no trie edge (build time only) */
 
 struct detect_kw_term {
@@ -1124,7 +1125,7 @@ detect_kw_count(const struct detect_kw *kw, const char *s, size_t n,
 		r[k].count = 0;
 		r[k].first = -1;
 	}
-	if (n < KW_SPLIT_MIN) {
+	if (n < KW_SPLIT_MIN || n / KW_SPLIT_TERM < kw->maxlen) {
 		r[0].end = n;
 		detect_kw_run_finish(kw, s, n, &r[0]);
 		count = r[0].count;
