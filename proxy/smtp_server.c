@@ -11,6 +11,7 @@
  */
 #include "smtp_server.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -71,7 +72,6 @@ enum smtp_server_pending {
 #define SF_SKIPLINE	0x04	/* discarding the rest of an over-long line */
 #define SF_TLS		0x08	/* STARTTLS done (or under way) */
 #define SF_HANDSHAKE	0x10	/* TLS handshake under way: no commands */
-#define SF_LINGER	0x20	/* closing: half-closed, discarding input */
 
 #define SRV_OUTPUT_MAX	(64 * 1024)	/* stop reading commands past this */
 #define SRV_INPUT_MAX	(256 * 1024)	/* read watermark */
@@ -87,6 +87,7 @@ struct smtp_session {
 	struct bufferevent	*bev;
 	struct event		*timer;
 	struct event		*resume;
+	struct event		*linger;	/* closing: draining the client */
 	struct sockaddr_storage	 peer;
 	char			 peerstr[64];
 	enum smtp_server_state	 state;
@@ -126,6 +127,7 @@ static void smtp_server_eventcb(struct bufferevent *, short, void *);
 static void smtp_server_timeout(evutil_socket_t, short, void *);
 static void smtp_server_resume(evutil_socket_t, short, void *);
 static void smtp_server_process(struct smtp_session *);
+static void smtp_server_free(struct smtp_session *);
 static void smtp_server_txn_reply(void *, int, const char *, const char *);
 static void smtp_server_release(struct smtp_session *);
 
@@ -264,12 +266,31 @@ smtp_server_close(struct smtp_session *s, const char *reason)
 		event_active(s->resume, EV_TIMEOUT, 0);
 }
 
+/* Lingering: throw away what the client still sends, free on its EOF. */
+static void
+smtp_server_drain(evutil_socket_t fd, short ev, void *arg)
+{
+	struct smtp_session *s = arg;
+	char junk[16384];
+	ssize_t n = -1;
+	int i;
+
+	/* a few reads per wake-up, so a fast sender cannot hog the loop */
+	for (i = 0; i < 8; i++)
+		if ((n = recv(fd, junk, sizeof(junk), MSG_DONTWAIT)) <= 0)
+			break;
+	if (n == 0 || (n == -1 && errno != EAGAIN && errno != EWOULDBLOCK &&
+	    errno != EINTR))
+		smtp_server_free(s);
+}
+
 /*
  * The last reply is out. Closing now with client input unread makes the
  * kernel send a RST, and a RST can destroy that reply (a 421 after a
  * flood, say) before the client reads it. Half-close instead, discard
- * what still comes, and free on the client's EOF or after SRV_LINGER.
- * Returns 1 while lingering. Not under TLS: the raw socket is not ours.
+ * what still comes (straight from the socket, no buffering), and free on
+ * the client's EOF or after SRV_LINGER. Returns 1 while lingering. Not
+ * under TLS: the raw socket is not ours to shut down.
  */
 static int
 smtp_server_linger(struct smtp_session *s)
@@ -278,19 +299,20 @@ smtp_server_linger(struct smtp_session *s)
 	struct evbuffer *in = bufferevent_get_input(s->bev);
 	int unread = 0;
 
-	if (s->flags & SF_LINGER)
+	if (s->linger != NULL)
 		return 1;
 	if (bufferevent_get_underlying(s->bev) != NULL || fd == -1)
 		return 0;
 	if (evbuffer_get_length(in) == 0 &&
 	    (ioctl(fd, FIONREAD, &unread) == -1 || unread <= 0))
 		return 0;
-	if (shutdown(fd, SHUT_WR) == -1)
+	if (shutdown(fd, SHUT_WR) == -1 ||
+	    (s->linger = event_new(s->base, fd, EV_READ | EV_PERSIST,
+	    smtp_server_drain, s)) == NULL)
 		return 0;
-	s->flags |= SF_LINGER;
+	bufferevent_disable(s->bev, EV_READ);
 	evbuffer_drain(in, evbuffer_get_length(in));
-	bufferevent_setwatermark(s->bev, EV_READ, 0, 0);
-	bufferevent_enable(s->bev, EV_READ);
+	event_add(s->linger, NULL);
 	smtp_server_arm(s, SRV_LINGER);
 	return 1;
 }
@@ -306,6 +328,8 @@ smtp_server_free(struct smtp_session *s)
 	smtp_nsessions--;
 	smtp_server_release(s);
 	txn_free(s->txn);
+	if (s->linger != NULL)		/* before the socket closes */
+		event_free(s->linger);
 	bufferevent_free(s->bev);
 	event_free(s->timer);
 	event_free(s->resume);
@@ -995,14 +1019,7 @@ smtp_server_process(struct smtp_session *s)
 static void
 smtp_server_readcb(struct bufferevent *bev, void *arg)
 {
-	struct smtp_session *s = arg;
-	struct evbuffer *in = bufferevent_get_input(bev);
-
-	if (s->flags & SF_LINGER) {
-		evbuffer_drain(in, evbuffer_get_length(in));
-		return;
-	}
-	smtp_server_process(s);
+	smtp_server_process(arg);
 }
 
 static void
