@@ -98,10 +98,12 @@ detect_next_digit(const char *s, size_t i, size_t n)
 	for (; i + 8 <= n; i += 8) {
 		memcpy(&x, s + i, 8);
 		if ((m = detect_digit_bits(x)) != 0)
-#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+			return i + ((size_t)__builtin_clzll(m) >> 3);
+#elif defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
 			return i + ((size_t)__builtin_ctzll(m) >> 3);
 #else
-			return i + ((size_t)__builtin_clzll(m) >> 3);
+#error "detect_next_digit: unknown byte order"
 #endif
 	}
 	for (; i < n; i++)

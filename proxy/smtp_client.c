@@ -40,13 +40,14 @@ enum smtp_client_state {
 	CLIENT_DONE,		/* payload written, waiting for the final reply */
 	CLIENT_RSET,
 	CLIENT_QUIT,
+	CLIENT_SPENT,		/* its last reply reported; unusable, not failed */
 	CLIENT_FAILED
 };
 
 static const char *const smtp_client_states[] = {
 	"init", "connecting", "greeting", "ehlo", "helo", "starttls",
 	"handshake", "ready", "mail",
-	"rcpt", "data", "body", "done", "rset", "quit", "failed"
+	"rcpt", "data", "body", "done", "rset", "quit", "spent", "failed"
 };
 
 struct smtp_client {
@@ -166,6 +167,30 @@ smtp_client_free(struct smtp_client *c)
 	free(c);
 }
 
+/* MAIL's held refusal becomes the reply to report, in RCPT's place. */
+static void
+smtp_client_unhold(struct smtp_client *c)
+{
+	struct smtp_reply own = c->reply;
+
+	c->reply = c->held;
+	c->held = own;
+	smtp_reply_reset(&c->held);
+}
+
+/*
+ * Report the reply, but the session is done: the next hop left, or is
+ * out of step with us. Not ready, so never reused; QUIT frees it.
+ */
+static void
+smtp_client_spend(struct smtp_client *c)
+{
+	smtp_client_enter_state(c, CLIENT_SPENT);
+	if (c->bev)
+		bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+	c->cb(c, SMTP_CLIENT_REPLY, &c->reply, NULL, c->arg);
+}
+
 /* Report a failure once; the owner frees the client from its callback. */
 static void
 smtp_client_fail(struct smtp_client *c, const char *why)
@@ -180,6 +205,12 @@ smtp_client_fail(struct smtp_client *c, const char *why)
 	}
 	log_msg(LOG_INFO, c->sid, "nexthop-failed", "hop=%s state=%s reason=\"%s\"",
 	    c->label, smtp_client_strstate(was), why);
+	/* MAIL was refused before this: that refusal is still the answer. */
+	if (was == CLIENT_RCPT && c->held.code != 0) {
+		smtp_client_unhold(c);
+		smtp_client_spend(c);
+		return;
+	}
 	smtp_client_enter_state(c, CLIENT_FAILED);
 	if (c->bev)
 		bufferevent_disable(c->bev, EV_READ | EV_WRITE);
@@ -363,13 +394,21 @@ smtp_client_reply(struct smtp_client *c)
 		return;
 	case CLIENT_RCPT:
 		if (c->held.code != 0) {
-			/* MAIL was refused: that refusal is RCPT's answer. */
-			struct smtp_reply own = c->reply;
+			/*
+			 * MAIL was refused: that refusal is RCPT's answer. A
+			 * hop that then takes the RCPT (2xx, 3xx) is out of
+			 * step with us: answer, but use it no more.
+			 */
+			int own = c->reply.code;
 
-			c->reply = c->held;
-			c->held = own;
-			smtp_reply_reset(&c->held);
-			smtp_client_report(c);
+			smtp_client_unhold(c);
+			if (cls == 2 || cls == 3) {
+				log_msg(LOG_WARN, c->sid, "nexthop-failed",
+				    "hop=%s state=rcpt reason=\"protocol: %d to "
+				    "RCPT after refused MAIL\"", c->label, own);
+				smtp_client_spend(c);
+			} else
+				smtp_client_report(c);
 			return;
 		}
 		/* FALLTHROUGH */

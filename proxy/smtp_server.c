@@ -285,12 +285,13 @@ smtp_server_drain(evutil_socket_t fd, short ev, void *arg)
 }
 
 /*
- * The last reply is out. Closing now with client input unread makes the
- * kernel send a RST, and a RST can destroy that reply (a 421 after a
- * flood, say) before the client reads it. Half-close instead, discard
- * what still comes (straight from the socket, no buffering), and free on
- * the client's EOF or after SRV_LINGER. Returns 1 while lingering. Not
- * under TLS: the raw socket is not ours to shut down.
+ * The last reply is out. Closing now with client input unread, or
+ * arriving later, makes the kernel send a RST, and a RST can destroy
+ * that reply (a 421 after a flood, say) before the client reads it.
+ * Half-close instead, discard what still comes (straight from the
+ * socket, no buffering), and free on the client's EOF or after
+ * SRV_LINGER. Every close but a clean QUIT lingers. Returns 1 while
+ * lingering. Not under TLS: the raw socket is not ours to shut down.
  */
 static int
 smtp_server_linger(struct smtp_session *s)
@@ -303,7 +304,9 @@ smtp_server_linger(struct smtp_session *s)
 		return 1;
 	if (bufferevent_get_underlying(s->bev) != NULL || fd == -1)
 		return 0;
-	if (evbuffer_get_length(in) == 0 &&
+	/* After QUIT the client sends nothing more, unless it already did. */
+	if (s->close_reason != NULL && strcmp(s->close_reason, "quit") == 0 &&
+	    evbuffer_get_length(in) == 0 &&
 	    (ioctl(fd, FIONREAD, &unread) == -1 || unread <= 0))
 		return 0;
 	if (shutdown(fd, SHUT_WR) == -1 ||
@@ -321,9 +324,9 @@ static void
 smtp_server_free(struct smtp_session *s)
 {
 	log_msg(LOG_INFO, s->sid, "disconnect",
-	    "client=%s reason=%s commands=%u messages=%u errors=%u",
+	    "client=%s reason=%s commands=%u messages=%u errors=%u%s",
 	    s->peerstr, s->close_reason ? s->close_reason : "unknown",
-	    s->ncmds, s->nmsgs, s->errors);
+	    s->ncmds, s->nmsgs, s->errors, s->linger ? " linger=1" : "");
 	TAILQ_REMOVE(&smtp_sessions, s, entry);
 	smtp_nsessions--;
 	smtp_server_release(s);

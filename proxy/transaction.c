@@ -52,6 +52,9 @@ struct txn {
 	enum txn_op		 op;
 	int			 open;		/* next hop accepted MAIL */
 	int			 mail_held;	/* MAIL answered here, to go with RCPT */
+	int			 rcpt_after_mail; /* held MAIL sent alone: RCPT next */
+	int			 rcpt_on_ready;	/* reconnected with an RCPT waiting */
+	int			 reused;	/* t->out predates this transaction */
 	unsigned		 count;		/* messages handed to a next hop */
 	struct smtp_mail_args	 mail;
 	struct smtp_rcpt_args	 rcpt;		/* the RCPT in flight */
@@ -78,6 +81,7 @@ struct txn {
 static void txn_client_cb(struct smtp_client *, enum smtp_client_event,
     const struct smtp_reply *, const char *, void *);
 static void txn_try_next(struct txn *);
+static void txn_open(struct txn *);
 static uint64_t txn_size_hint(const struct txn *);
 static void txn_pool_key(const struct txn *, char *, size_t);
 
@@ -153,6 +157,8 @@ txn_end(struct txn *t)
 {
 	t->open = 0;
 	t->mail_held = 0;
+	t->rcpt_after_mail = 0;
+	t->rcpt_on_ready = 0;
 	/* Keep small buffers for the next message; give large ones back. */
 	if (t->content.cap > 1024 * 1024)
 		buf_free(&t->content);
@@ -293,8 +299,7 @@ txn_mail(struct txn *t, const struct smtp_mail_args *m)
 	char key[160];
 
 	t->mail = *m;
-	t->open = 0;
-	t->mail_held = 0;
+	txn_end(t);
 	txn_clear_rcpts(t);
 	txn_clear_verdict(t);
 	if (t->out == NULL || !smtp_client_ready(t->out)) {
@@ -308,9 +313,18 @@ txn_mail(struct txn *t, const struct smtp_mail_args *m)
 		}
 	}
 	if (t->out != NULL) {
+		t->reused = 1;
 		txn_mail_send(t, t->out);
 		return;
 	}
+	txn_open(t);
+}
+
+/* Walk the next hops for a new session; READY continues the command. */
+static void
+txn_open(struct txn *t)
+{
+	t->reused = 0;
 	t->hops = nexthop_iter_new(t->cfg, t->sid, (struct sockaddr *)&t->peer,
 	    t->dns, txn_wake, t);
 	if (t->hops == NULL) {
@@ -347,6 +361,27 @@ txn_size_hint(const struct txn *t)
 	return t->mail.size + (hl ? hl + 2 : 0);
 }
 
+/*
+ * t->rcpt to the next hop, with the held MAIL if there is one: in the
+ * same write when the hop pipelines, else MAIL first (only a hop reached
+ * by reconnecting can lack PIPELINING here).
+ */
+static void
+txn_rcpt_send(struct txn *t, struct smtp_client *c)
+{
+	if (!t->mail_held) {
+		t->op = TXN_RCPT;
+		smtp_client_rcpt(c, &t->rcpt);
+	} else if (smtp_client_ext(c) & SMTP_EXT_PIPELINING) {
+		t->op = TXN_RCPT;
+		smtp_client_mail_rcpt(c, &t->mail, txn_size_hint(t), &t->rcpt);
+	} else {
+		t->op = TXN_MAIL;
+		t->rcpt_after_mail = 1;
+		smtp_client_mail(c, &t->mail, txn_size_hint(t));
+	}
+}
+
 void
 txn_rcpt(struct txn *t, const struct smtp_rcpt_args *r)
 {
@@ -356,11 +391,7 @@ txn_rcpt(struct txn *t, const struct smtp_rcpt_args *r)
 		return;
 	}
 	t->rcpt = *r;
-	t->op = TXN_RCPT;
-	if (t->mail_held)
-		smtp_client_mail_rcpt(t->out, &t->mail, txn_size_hint(t), r);
-	else
-		smtp_client_rcpt(t->out, r);
+	txn_rcpt_send(t, t->out);
 }
 
 static void
@@ -698,9 +729,32 @@ txn_log_relayed(struct txn *t, const struct smtp_reply *r)
 	    t->redirect_to ? (size_t)1 : t->nrcpts, t->content.len, r->code, ms);
 }
 
+/*
+ * A kept session can die while idle, its close still in flight when we
+ * send. If it fails on the transaction's first command (MAIL, or the
+ * held MAIL with its RCPT) by a transport error, not a timeout or a
+ * protocol fault, nothing was accepted: connect afresh, once, instead
+ * of deferring the upstream's mail.
+ */
+static int
+txn_retry_fresh(struct txn *t, enum txn_op op, const char *why)
+{
+	if (!t->reused || !(op == TXN_MAIL || (op == TXN_RCPT &&
+	    t->mail_held)) || strncmp(why, "timeout", 7) == 0 ||
+	    strncmp(why, "protocol", 8) == 0)
+		return 0;
+	log_msg(LOG_INFO, t->sid, "nexthop-retry", "reason=\"%s\"", why);
+	t->rcpt_after_mail = 0;
+	t->rcpt_on_ready = t->mail_held;	/* the upstream awaits RCPT's reply */
+	txn_open(t);
+	return 1;
+}
+
 static void
 txn_client_failed(struct txn *t, enum txn_op op, const char *why)
 {
+	if (txn_retry_fresh(t, op, why))
+		return;
 	switch (op) {
 	case TXN_OPEN:
 		if (strncmp(why, "tls", 3) == 0)
@@ -747,7 +801,11 @@ txn_client_cb(struct smtp_client *c, enum smtp_client_event ev,
 		    smtp_client_label(c), smtp_client_ext(c));
 		nexthop_iter_free(t->hops);
 		t->hops = NULL;
-		txn_mail_send(t, c);
+		if (t->rcpt_on_ready) {
+			t->rcpt_on_ready = 0;
+			txn_rcpt_send(t, c);
+		} else
+			txn_mail_send(t, c);
 		return;
 	case SMTP_CLIENT_FAILED:
 		smtp_client_free(c);
@@ -761,6 +819,15 @@ txn_client_cb(struct smtp_client *c, enum smtp_client_event ev,
 	switch (op) {
 	case TXN_MAIL:
 		t->open = ok;
+		if (t->rcpt_after_mail) {
+			t->rcpt_after_mail = 0;
+			if (ok) {
+				t->mail_held = 0;
+				txn_rcpt_send(t, c);
+				return;
+			}
+			/* still held: the refusal answers RCPT, as pipelined */
+		}
 		txn_relay(t, r);
 		return;
 	case TXN_RCPT:

@@ -418,6 +418,9 @@ START_TEST(test_rcpt_flood)
 	    "%zu bytes sent)", sent, b.len);
 	check_rss(r.px, base, FLOOD_GROW_KB, h_strf("a RCPT flood (%zu of %zu "
 	    "bytes went out)", sent, b.len));
+	/* It half-closed and drained rather than reset the connection. */
+	H_CHECK(strstr(proxy_wait_log(r.px, "reason=errors"), "linger=1") !=
+	    NULL, "the session closed for errors without lingering");
 
 	/* Still serving, and the flood left nothing behind. */
 	c = cli_open(r.px->port);

@@ -253,6 +253,69 @@ START_TEST(test_next_hop_reuse_off)
 }
 END_TEST
 
+/*
+ * A kept session that the next hop drops at the next transaction's
+ * first command: the proxy connects afresh, once, and the upstream sees
+ * only success. With pipelining the drop comes at MAIL+RCPT, so RCPT
+ * waits for the new session; without, at MAIL.
+ */
+static void
+reused_dropped(int pipelining, const char *second_connect, int want_rcpt)
+{
+	struct sink *s = sink_start(NULL, "--rule", "mail#2=drop",
+	    second_connect ? "--rule" : NULL, second_connect, (char *)NULL);
+	struct proxy *px = proxy_start(h_yaml_hop(&s->port, 1, pipelining ?
+	    "" : "  pipelining: false\n", ""));
+	struct cli_reply *rep;
+	struct cli *c;
+
+	c = cli_open(px->port);
+	rep = cli_mail(c, "a@x", NULL, "b@y", h_msg("first"),
+	    strlen(h_msg("first")));
+	H_CHECK(rep->code == 250, "%d %s", rep->code, rep->text);
+	cli_quit(c);
+	proxy_wait_log(px, "event=disconnect");
+
+	c = cli_open(px->port);
+	rep = cli_cmd(c, pipelining || want_rcpt == 250 ? 250 : 451, NULL,
+	    "MAIL FROM:<a@x>");
+	if (rep->code == 250) {
+		rep = cli_cmd(c, want_rcpt, NULL, "RCPT TO:<b@y>");
+		if (want_rcpt == 250) {
+			cli_cmd(c, 354, NULL, "DATA");
+			cli_sendf(c, "Subject: second\r\n\r\nx\r\n.\r\n");
+			cli_expect(c, 250, NULL);
+		}
+	}
+	cli_quit(c);
+	H_CHECK(strstr(proc_output(px->proc, H_STDERR, NULL),
+	    "event=nexthop-retry") != NULL, "no event=nexthop-retry logged");
+	H_CHECK(sink_events(s, "event=connect") == 2, "%zu connections to "
+	    "the next hop, want 2 (the kept one, one retry)",
+	    sink_events(s, "event=connect"));
+	H_CHECK(sink_count(s) == (want_rcpt == 250 ? 2u : 1u), "%zu at the "
+	    "sink", sink_count(s));
+}
+
+START_TEST(test_reused_session_dropped_pipelined)
+{
+	reused_dropped(1, NULL, 250);
+}
+END_TEST
+
+START_TEST(test_reused_session_dropped_unpipelined)
+{
+	reused_dropped(0, NULL, 250);
+}
+END_TEST
+
+/* The fresh session fails too: a temporary failure, and no third try. */
+START_TEST(test_reused_session_retry_fails)
+{
+	reused_dropped(1, "connect#2=reply:421 4.3.2 busy", 451);
+}
+END_TEST
+
 /* The next hop's refusals are not the client's errors (limits.max_errors). */
 START_TEST(test_refused_recipients_not_errors)
 {
@@ -326,6 +389,9 @@ main(void)
 	tcase_add_test(tc, test_refused_recipients_not_errors);
 	tcase_add_test(tc, test_next_hop_session_reused);
 	tcase_add_test(tc, test_next_hop_reuse_off);
+	tcase_add_test(tc, test_reused_session_dropped_pipelined);
+	tcase_add_test(tc, test_reused_session_dropped_unpipelined);
+	tcase_add_test(tc, test_reused_session_retry_fails);
 	suite_add_tcase(s, tc);
 	return h_run(s);
 }

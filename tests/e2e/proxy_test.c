@@ -251,6 +251,55 @@ START_TEST(test_mail_refusal_at_rcpt)
 }
 END_TEST
 
+/* A refused MAIL, then the next hop hangs up: the refusal still answers. */
+START_TEST(test_mail_refusal_then_close)
+{
+	static const char *const args[] = {
+		"--rule", "mail#1=reply:554 5.7.1 go away", "--rule",
+		"rcpt#1=drop", NULL
+	};
+	struct rig r = rig_start("", args);
+	struct cli *c;
+
+	c = cli_open(r.px->port);
+	cli_cmd(c, 250, NULL, "MAIL FROM:<a@x>");
+	cli_cmd(c, 554, "5.7.1", "RCPT TO:<b@y>");
+	cli_quit(c);
+	H_CHECK(sink_count(r.sink) == 0, "%zu", sink_count(r.sink));
+}
+END_TEST
+
+/*
+ * A next hop that refuses MAIL and then takes the RCPT is out of step:
+ * the refusal answers, and that session is never used again.
+ */
+START_TEST(test_mail_refusal_then_rcpt_taken)
+{
+	static const char *const args[] = {
+		"--rule", "mail#1=reply:550 5.7.1 sender refused", "--rule",
+		"rcpt#1=reply:250 2.1.5 ok anyway", NULL
+	};
+	struct rig r = rig_start("", args);
+	struct cli_reply *rep;
+	struct cli *c;
+
+	c = cli_open(r.px->port);
+	cli_cmd(c, 250, NULL, "MAIL FROM:<a@x>");
+	cli_cmd(c, 550, "5.7.1", "RCPT TO:<b@y>");
+	cli_cmd(c, 451, NULL, "RCPT TO:<c@y>");
+	cli_quit(c);
+	c = cli_open(r.px->port);
+	rep = cli_mail(c, "a@x", NULL, "b@y", h_msg("fresh"),
+	    strlen(h_msg("fresh")));
+	H_CHECK(rep->code == 250, "%d %s", rep->code, rep->text);
+	cli_quit(c);
+	H_CHECK(sink_count(r.sink) == 1, "%zu", sink_count(r.sink));
+	H_CHECK(sink_events(r.sink, "event=connect") == 2, "%zu connections "
+	    "to the next hop, want 2: the out-of-step one was reused",
+	    sink_events(r.sink, "event=connect"));
+}
+END_TEST
+
 START_TEST(test_ehlo_keywords)
 {
 	struct rig r = rig_start("", NULL);
@@ -492,6 +541,8 @@ main(void)
 	tcase_add_test(tc, test_mixed_rcpt_replies);
 	tcase_add_test(tc, test_mail_reply_relayed);
 	tcase_add_test(tc, test_mail_refusal_at_rcpt);
+	tcase_add_test(tc, test_mail_refusal_then_close);
+	tcase_add_test(tc, test_mail_refusal_then_rcpt_taken);
 	tcase_add_test(tc, test_ehlo_keywords);
 	tcase_add_test(tc, test_pipelining);
 	suite_add_tcase(s, tc);
