@@ -19,8 +19,8 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/queue.h>
-#include <sys/socket.h>
 #include <sys/random.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
