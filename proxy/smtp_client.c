@@ -167,14 +167,21 @@ smtp_client_free(struct smtp_client *c)
 	free(c);
 }
 
+/* Trade reply and held; each keeps its buffer, so nothing is copied. */
+static void
+smtp_client_swap_held(struct smtp_client *c)
+{
+	struct smtp_reply r = c->reply;
+
+	c->reply = c->held;
+	c->held = r;
+}
+
 /* MAIL's held refusal becomes the reply to report, in RCPT's place. */
 static void
 smtp_client_unhold(struct smtp_client *c)
 {
-	struct smtp_reply own = c->reply;
-
-	c->reply = c->held;
-	c->held = own;
+	smtp_client_swap_held(c);
 	smtp_reply_reset(&c->held);
 }
 
@@ -476,7 +483,6 @@ smtp_client_reply(struct smtp_client *c)
 static int
 smtp_client_mail_answered(struct smtp_client *c)
 {
-	struct smtp_reply r;
 	char why[64];
 
 	c->rcpt_behind = 0;
@@ -487,11 +493,8 @@ smtp_client_mail_answered(struct smtp_client *c)
 		return 0;
 	}
 	c->mail_ok = smtp_reply_class(&c->reply) == 2;
-	if (!c->mail_ok) {
-		r = c->held;
-		c->held = c->reply;
-		c->reply = r;
-	}
+	if (!c->mail_ok)
+		smtp_client_swap_held(c);	/* keep the refusal */
 	smtp_reply_reset(&c->reply);
 	smtp_client_enter_state(c, CLIENT_RCPT);
 	return 1;
